@@ -1,0 +1,1 @@
+"""HTTP layer: JSON API, pages and the FastAPI application factory."""

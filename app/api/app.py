@@ -1,0 +1,94 @@
+"""The FastAPI application factory: settings in, app out; the model loads in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__
+from app.api import pages, routes
+from app.api.assets import asset_dir
+from app.api.limits import BodySizeLimit
+from app.api.responses import NumpyJSONResponse, error_response
+from app.errors import BertscopeError
+from app.modeling.loading import LoadedModel, load_model
+from app.runner import Runner
+from app.settings import Settings, get_settings
+from app.store.analyses import AnalysisStore
+from app.store.db import make_engine
+
+log = logging.getLogger("bertscope")
+
+
+def create_app(settings: Settings | None = None, loaded: LoadedModel | None = None) -> FastAPI:
+    """Build the app. Tests pass their own settings and an in-process model; ``serve`` passes neither."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+        store = AnalysisStore(make_engine(settings.database_url))
+        app.state.runner = Runner(model, store, settings)
+        log.info("bertscope ready: %s on %s", model.name, model.device)
+        yield
+        store.engine.dispose()
+
+    app = FastAPI(
+        title="bertscope",
+        version=__version__,
+        description="Look inside BERT-family encoders: attention, attribution, mixing, neurons, probes.",
+        lifespan=lifespan,
+        default_response_class=NumpyJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.runner = None
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
+    app.include_router(routes.router)
+    app.include_router(pages.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api", "/static", "/docs", "/openapi"))
+
+
+def _error(request: Request, status: int, code: str, message: str) -> Response:
+    if _wants_html(request):
+        return pages.error_page(request, status, code, message)
+    return error_response(status, code, message)
+
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 503: "unavailable"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BertscopeError)
+    async def domain_error(request: Request, exc: BertscopeError) -> Response:
+        return _error(request, exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for item in exc.errors():
+            location = ".".join(str(part) for part in item["loc"] if part != "body")
+            problems.append(f"{location}: {item['msg']}" if location else item["msg"])
+        return _error(request, 422, "invalid_request", "; ".join(problems) or "Invalid request.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return _error(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(request, 500, "internal_error", "An unexpected error occurred; it has been logged.")

@@ -1,0 +1,23 @@
+"""Request-scoped access to the runner and its helpers."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from app.errors import BertscopeError
+from app.runner import Runner
+
+
+class ModelNotReady(BertscopeError):
+    """The model is still loading (or failed to load)."""
+
+    code = "model_not_ready"
+    status = 503
+
+
+def get_runner(request: Request) -> Runner:
+    """The app's runner; 503 while the model is not loaded."""
+    runner = request.app.state.runner
+    if runner is None:
+        raise ModelNotReady("The model is not loaded yet; try again in a few seconds.")
+    return runner

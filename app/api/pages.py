@@ -1,0 +1,124 @@
+"""HTML pages (Jinja2): the sentence page, permalinks, About and the section pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+from app.api.assets import PLOTLY_JS, asset_dir
+from app.api.deps import get_runner
+from app.figures import figure_builder
+from app.methods import METHODS
+from app.modeling.targets import available_targets
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(asset_dir("templates")))
+templates.env.globals["version"] = __version__
+
+NAV = [
+    ("/", "Sentence"),
+    ("/neurons", "Neurons"),
+    ("/probes", "Probes"),
+    ("/evaluations", "Evaluations"),
+    ("/about", "About"),
+]
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    """Render a page with the navigation and the loaded model's name."""
+    runner = request.app.state.runner
+    base = {"nav": NAV, "path": request.url.path, "model": runner.loaded.describe() if runner else None}
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def error_page(request: Request, status: int, code: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", {"status": status, "code": code, "message": message}, status)
+
+
+def _method_choices() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": m.name,
+            "title": m.title,
+            "kind": m.kind,
+            "citation": m.citation,
+            "needs_target": m.needs_target,
+            "params_schema": m.Params.model_json_schema(),
+        }
+        for m in METHODS.values()
+    ]
+
+
+def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
+    runner = get_runner(request)
+    spec: dict[str, Any] = {
+        "methods": _method_choices(),
+        "targets": available_targets(runner.loaded),
+        "analysis": None,
+    }
+    if analysis_id is None:
+        return spec
+    analysis = runner.store.get(analysis_id)
+    builder = figure_builder(analysis.method)
+    view = dict(request.query_params)
+    spec["analysis"] = {
+        "id": analysis.id,
+        "url": analysis.url,
+        "method": analysis.method,
+        "text": analysis.text,
+        "text_pair": analysis.text_pair,
+        "params": analysis.params,
+        "target": analysis.target,
+        "model": analysis.model,
+        "created_at": analysis.created_at.isoformat(),
+        "n_tokens": len(analysis.tokens),
+    }
+    spec["controls"] = builder.controls(analysis.tokens, analysis.encoding, analysis.result)
+    spec["view"] = view
+    spec["figure"] = builder.figure(analysis.tokens, analysis.encoding, analysis.result, view)
+    return spec
+
+
+@router.get("/", response_class=HTMLResponse)
+def sentence_page(request: Request) -> HTMLResponse:
+    return render(request, "sentence.html", {"spec": _sentence_spec(request, None), "analysis": None})
+
+
+@router.get("/a/{analysis_id}", response_class=HTMLResponse)
+def analysis_page(analysis_id: str, request: Request) -> HTMLResponse:
+    """The share link: reopens a stored analysis exactly, view controls included (query string)."""
+    spec = _sentence_spec(request, analysis_id)
+    return render(request, "sentence.html", {"spec": spec, "analysis": spec["analysis"]})
+
+
+@router.get("/about", response_class=HTMLResponse)
+def about_page(request: Request) -> HTMLResponse:
+    runner = get_runner(request)
+    return render(
+        request, "about.html", {"methods": _method_choices(), "targets": available_targets(runner.loaded)}
+    )
+
+
+@router.get("/neurons", response_class=HTMLResponse)
+def neurons_page(request: Request) -> HTMLResponse:
+    return render(request, "section.html", {"title": "Neurons", "section": "neurons"})
+
+
+@router.get("/probes", response_class=HTMLResponse)
+def probes_page(request: Request) -> HTMLResponse:
+    return render(request, "section.html", {"title": "Probes", "section": "probes"})
+
+
+@router.get("/evaluations", response_class=HTMLResponse)
+def evaluations_page(request: Request) -> HTMLResponse:
+    return render(request, "section.html", {"title": "Evaluations", "section": "evaluations"})
+
+
+@router.get("/vendor/plotly.min.js")
+def plotly_js() -> FileResponse:
+    """Plotly.js from the installed ``plotly`` package: the dashboard never needs a CDN."""
+    return FileResponse(PLOTLY_JS, media_type="text/javascript")

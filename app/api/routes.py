@@ -1,0 +1,122 @@
+"""JSON API routes: parse, call the runner, answer. No tensor code here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from app.api.deps import get_runner
+from app.api.responses import NumpyJSONResponse
+from app.errors import NotFound
+from app.figures import figure_builder
+from app.methods import METHODS
+from app.methods.base import Method
+from app.modeling.targets import available_targets
+from app.runner import AnalysisRequest, Runner, analysis_json
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class AnalysisOut(BaseModel):
+    """A stored analysis. ``result`` is method-specific (see README, "Result JSON")."""
+
+    id: str
+    url: str
+    method: str
+    method_version: int
+    model: dict[str, Any]
+    text: str
+    text_pair: str | None
+    params: dict[str, Any]
+    target: dict[str, Any] | None
+    tokens: list[str]
+    encoding: dict[str, Any]
+    result: dict[str, Any]
+    created_at: str
+    cached: bool | None = None
+
+
+ERRORS = {status: {"model": ErrorBody} for status in (404, 413, 422, 503)}
+
+
+def method_json(method: Method) -> dict[str, Any]:
+    """A method as /api/methods lists it."""
+    return {
+        "name": method.name,
+        "kind": method.kind,
+        "version": method.version,
+        "title": method.title,
+        "citation": method.citation,
+        "needs_target": method.needs_target,
+        "description": (type(method).__doc__ or "").strip(),
+        "params_schema": method.Params.model_json_schema(),
+    }
+
+
+@router.get("/health")
+def health(request: Request) -> dict[str, Any]:
+    """Liveness plus the loaded model's identity."""
+    runner: Runner | None = request.app.state.runner
+    if runner is None:
+        return NumpyJSONResponse({"status": "loading", "model": None}, status_code=503)
+    return {"status": "ok", "model": runner.loaded.describe()}
+
+
+@router.get("/model", responses=ERRORS)
+def model_info(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """Name, revision (weights hash), architecture, sizes, device, dtype and the targets it supports."""
+    return {
+        **runner.loaded.describe(),
+        "max_tokens": runner.max_tokens,
+        "targets": available_targets(runner.loaded),
+    }
+
+
+@router.get("/methods")
+def list_methods() -> list[dict[str, Any]]:
+    """Every registered method with its kind and the JSON schema of its params."""
+    return [method_json(method) for method in METHODS.values()]
+
+
+@router.get("/methods/{name}", responses=ERRORS)
+def get_method_info(name: str) -> dict[str, Any]:
+    """One method's description and params schema."""
+    if name not in METHODS:
+        raise NotFound(f"Unknown method {name!r}. Valid methods: {', '.join(sorted(METHODS))}.")
+    return method_json(METHODS[name])
+
+
+@router.post("/analyses", status_code=201, responses={201: {"model": AnalysisOut}, **ERRORS})
+def create_analysis(body: AnalysisRequest, runner: Runner = Depends(get_runner)) -> NumpyJSONResponse:
+    """Run a method on a text (or sentence pair) and store it; identical requests come from the cache."""
+    analysis, cached = runner.analyze(body)
+    return NumpyJSONResponse(analysis_json(analysis, cached=cached), status_code=201)
+
+
+@router.get("/analyses/{analysis_id}", responses={200: {"model": AnalysisOut}, **ERRORS})
+def get_analysis(analysis_id: str, runner: Runner = Depends(get_runner)) -> NumpyJSONResponse:
+    """A stored analysis by id, exactly as it was returned when created."""
+    return NumpyJSONResponse(analysis_json(runner.store.get(analysis_id)))
+
+
+@router.get("/analyses/{analysis_id}/figure", responses=ERRORS)
+def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """The Plotly figure for one view of a stored analysis; view controls are query parameters."""
+    analysis = runner.store.get(analysis_id)
+    builder = figure_builder(analysis.method)
+    view = dict(request.query_params)
+    return {
+        "controls": builder.controls(analysis.tokens, analysis.encoding, analysis.result),
+        "figure": builder.figure(analysis.tokens, analysis.encoding, analysis.result, view),
+    }

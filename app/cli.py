@@ -1,0 +1,158 @@
+"""The ``bertscope`` command: serve the dashboard, run analyses from a terminal, show the model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from app.errors import BertscopeError
+from app.settings import Settings, get_settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given) if given else get_settings()
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _load(settings: Settings):
+    from app.modeling.loading import load_model
+
+    return load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+
+
+def _fail(exc: BertscopeError) -> None:
+    click.echo(f"error ({exc.code}): {exc.message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="bertscope")
+def main() -> None:
+    """bertscope: look inside BERT-family encoders."""
+
+
+@main.command()
+@click.option("--model", help="'embedded' (default), a local checkpoint directory or a hub id.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs.")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), help="Half precision: CUDA only."
+)
+@click.option("--host", help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8000).")
+@click.option("--database-url", help="SQLAlchemy URL of the store (default: SQLite in the user data dir).")
+def serve(**options: Any) -> None:
+    """Start the dashboard and JSON API."""
+    import uvicorn
+
+    from app.api.app import create_app
+
+    settings = _settings(**options)
+    click.echo(f"loading model {settings.model!r} ...", err=True)
+    try:
+        loaded = _load(settings)
+    except BertscopeError as exc:
+        _fail(exc)
+    click.echo(
+        f"model {loaded.name} on {loaded.device}; dashboard at http://{settings.host}:{settings.port}/",
+        err=True,
+    )
+    uvicorn.run(create_app(settings, loaded), host=settings.host, port=settings.port, log_level="info")
+
+
+def _parse_param(raw: str) -> tuple[str, Any]:
+    if "=" not in raw:
+        raise click.BadParameter(f"{raw!r} is not of the form key=value", param_hint="--param")
+    key, value = raw.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+@main.command()
+@click.argument("method")
+@click.option("--text", required=True, help="The sentence to analyse.")
+@click.option("--text-pair", help="Optional second sentence.")
+@click.option("--param", "params", multiple=True, help="Method parameter key=value (repeatable).")
+@click.option("--target", help='Target as JSON, e.g. \'{"kind": "zero_shot", "labels": ["good", "bad"]}\'.')
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--database-url", help="Store URL (default from settings).")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /api/analyses.")
+def analyze(
+    method: str,
+    text: str,
+    text_pair: str | None,
+    params: tuple[str, ...],
+    target: str | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Run METHOD on a text, store it, and print the result (or its JSON)."""
+    from app.methods import get_method
+    from app.runner import AnalysisRequest, Runner, analysis_json, dumps
+    from app.store.analyses import AnalysisStore
+    from app.store.db import make_engine
+
+    settings = _settings(model=model, device=device, database_url=database_url)
+    try:
+        get_method(method)
+        request = AnalysisRequest(
+            method=method,
+            text=text,
+            text_pair=text_pair,
+            params=dict(_parse_param(p) for p in params),
+            target=None if target is None else TypeAdapter(dict).validate_json(target),
+        )
+        runner = Runner(_load(settings), AnalysisStore(make_engine(settings.database_url)), settings)
+        analysis, cached = runner.analyze(request)
+    except BertscopeError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        click.echo(dumps(analysis_json(analysis, cached=cached)).decode())
+        return
+    _print_summary(analysis, cached)
+
+
+def _print_summary(analysis: Any, cached: bool) -> None:
+    click.echo(
+        f"{analysis.method} on {analysis.model['name']} @ {analysis.model['revision']}"
+        f"{' (cached)' if cached else ''}"
+    )
+    click.echo(f"tokens ({len(analysis.tokens)}): {' '.join(analysis.tokens)}")
+    for key, value in analysis.result.items():
+        shape = getattr(value, "shape", None)
+        click.echo(f"result.{key}: {'array ' + 'x'.join(map(str, shape)) if shape is not None else value}")
+    click.echo(f"stored as {analysis.id}: open {analysis.url} on the dashboard")
+
+
+@main.command("model")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def model_command(model: str | None, device: str | None, as_json: bool) -> None:
+    """Show which model is loaded, from where, on which device."""
+    from app.modeling.targets import available_targets
+
+    settings = _settings(model=model, device=device)
+    try:
+        loaded = _load(settings)
+    except BertscopeError as exc:
+        _fail(exc)
+    info = {**loaded.describe(), "targets": [t["kind"] for t in available_targets(loaded)]}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>12}: {value}")

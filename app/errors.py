@@ -1,0 +1,75 @@
+"""Domain exceptions: each carries a machine code, an HTTP status and a message a person can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class BertscopeError(Exception):
+    """Base of every error the user can cause; never surfaces as an HTTP 500."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(BertscopeError):
+    """The text, params or target cannot be used as given."""
+
+    code = "invalid_input"
+    status = 422
+
+
+class InputTooLong(BertscopeError):
+    """The input exceeds the configured token or size limit."""
+
+    code = "input_too_long"
+    status = 413
+
+
+class UnknownMethod(BertscopeError):
+    """No method with that name is registered."""
+
+    code = "unknown_method"
+    status = 422
+
+    def __init__(self, name: str, valid: Iterable[str]) -> None:
+        super().__init__(f"Unknown method {name!r}. Valid methods: {', '.join(sorted(valid))}.")
+
+
+class NotFound(BertscopeError):
+    """A stored object (analysis, probe, ...) does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class UnsupportedArchitecture(BertscopeError):
+    """The checkpoint's ``model_type`` has no adapter."""
+
+    code = "unsupported_architecture"
+    status = 422
+
+
+class ModelNotFound(BertscopeError):
+    """A model path or hub id could not be loaded."""
+
+    code = "model_not_found"
+    status = 404
+
+
+class TargetNotAvailable(BertscopeError):
+    """The requested prediction target does not exist for the loaded model."""
+
+    code = "target_not_available"
+    status = 422
+
+
+class StoreUnavailable(BertscopeError):
+    """The database cannot be reached right now."""
+
+    code = "store_unavailable"
+    status = 503

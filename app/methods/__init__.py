@@ -1,0 +1,19 @@
+"""The method registry: an explicit dict literal, one entry per algorithm."""
+
+from __future__ import annotations
+
+from app.errors import UnknownMethod
+from app.methods.base import Method
+from app.methods.mixing.attention import Attention
+
+METHODS: dict[str, Method] = {
+    Attention.name: Attention(),
+}
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; unknown names list the valid ones."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise UnknownMethod(str(name), METHODS) from None

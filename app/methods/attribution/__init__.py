@@ -1,0 +1,1 @@
+"""Token attribution methods: how much each input token contributes to a target score."""

@@ -1,0 +1,1 @@
+"""Context-mixing methods: how much each token's representation draws on every other token."""

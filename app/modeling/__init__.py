@@ -1,0 +1,1 @@
+"""Everything that knows about the live model: loading, architecture adapters, hooks, encoding, targets."""

@@ -1,0 +1,132 @@
+"""The only object that touches the live model: cache lookup -> lock -> method.run -> store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import InvalidInput
+from app.methods import get_method
+from app.modeling.encoding import encode
+from app.modeling.loading import LoadedModel
+from app.modeling.targets import TargetSpec, bind_target
+from app.settings import Settings
+from app.store.analyses import AnalysisStore, StoredAnalysis
+
+
+class AnalysisRequest(BaseModel):
+    """What the API's POST /api/analyses and the CLI's ``analyze`` accept."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field(min_length=1, max_length=100, examples=["attention"])
+    text: str = Field(examples=["The cat sat on the mat."])
+    text_pair: str | None = Field(None, description="Optional second sentence (sentence-pair input).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Method parameters (see /api/methods).")
+    target: TargetSpec | None = Field(None, description="What to explain; null = the model's default.")
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One readable line per problem: ``params.steps: Input should be a valid integer``."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part != "body")
+        parts.append(f"{prefix}{location}: {item['msg']}" if location else f"{prefix}{item['msg']}")
+    return "; ".join(parts)
+
+
+def cache_key(revision: str, method: str, version: int, params: dict, request: AnalysisRequest) -> str:
+    """Identical (weights, method, version, params, input, target) -> identical key."""
+    material = {
+        "revision": revision,
+        "method": method,
+        "version": version,
+        "params": params,
+        "text": request.text,
+        "text_pair": request.text_pair,
+        "target": None if request.target is None else request.target.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class Runner:
+    """Runs analyses on one resident model; access to the model is serialised by a lock."""
+
+    def __init__(self, loaded: LoadedModel, store: AnalysisStore, settings: Settings) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.settings = settings
+        self.lock = threading.Lock()
+
+    @property
+    def max_tokens(self) -> int:
+        return min(self.settings.max_tokens, self.loaded.max_positions)
+
+    def analyze(self, request: AnalysisRequest) -> tuple[StoredAnalysis, bool]:
+        """Return the stored analysis for ``request`` and whether it came from the cache."""
+        method = get_method(request.method)
+        try:
+            params = method.Params.model_validate(request.params)
+        except ValidationError as exc:
+            raise InvalidInput(format_validation_error(exc, prefix="params.")) from None
+        params_json = params.model_dump(mode="json")
+        key = cache_key(self.loaded.revision, method.name, method.version, params_json, request)
+        cached = self.store.find(key)
+        if cached is not None:
+            return cached, True
+        with self.lock:
+            encoded = encode(
+                self.loaded.tokenizer,
+                request.text,
+                request.text_pair,
+                max_tokens=self.max_tokens,
+                max_chars=self.settings.max_text_chars,
+                device=self.loaded.device,
+            )
+            target = bind_target(self.loaded, request.target, encoded) if method.needs_target else None
+            result = method.run(self.loaded, encoded, params, target)
+        analysis = StoredAnalysis(
+            model=self.loaded.describe(),
+            method=method.name,
+            method_version=method.version,
+            params=params_json,
+            target=None if target is None else target.describe(),
+            text=request.text,
+            text_pair=request.text_pair,
+            tokens=encoded.tokens,
+            encoding=encoded.describe(),
+            result=result.to_dict(),
+            cache_key=key,
+        )
+        return self.store.save(analysis), False
+
+
+def analysis_json(analysis: StoredAnalysis, *, cached: bool | None = None) -> dict[str, Any]:
+    """The documented JSON of a stored analysis (arrays stay numpy until serialised)."""
+    body = {
+        "id": analysis.id,
+        "url": analysis.url,
+        "method": analysis.method,
+        "method_version": analysis.method_version,
+        "model": analysis.model,
+        "text": analysis.text,
+        "text_pair": analysis.text_pair,
+        "params": analysis.params,
+        "target": analysis.target,
+        "tokens": analysis.tokens,
+        "encoding": analysis.encoding,
+        "result": analysis.result,
+        "created_at": analysis.created_at.isoformat(),
+    }
+    if cached is not None:
+        body["cached"] = cached
+    return body
+
+
+def dumps(body: Any) -> bytes:
+    """JSON bytes with numpy arrays serialised natively (fast for large matrices)."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)

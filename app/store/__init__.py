@@ -1,0 +1,1 @@
+"""Persistence with SQLAlchemy: SQLite by default, PostgreSQL by URL."""

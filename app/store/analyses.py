@@ -1,0 +1,131 @@
+"""Stored analyses: the permalink store and the runner's cache."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, StoreUnavailable
+from app.store.codec import pack, unpack
+from app.store.db import AnalysisRow, create_tables
+
+
+@dataclass
+class StoredAnalysis:
+    """One analysis as stored: inputs, model identity, method and result."""
+
+    model: dict
+    method: str
+    method_version: int
+    params: dict
+    target: dict | None
+    text: str
+    text_pair: str | None
+    tokens: list[str]
+    encoding: dict
+    result: dict[str, Any]
+    cache_key: str
+    id: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def url(self) -> str:
+        return f"/a/{self.id}"
+
+
+def new_id() -> str:
+    """An unguessable, URL-safe id (72 random bits)."""
+    return secrets.token_urlsafe(9)
+
+
+class AnalysisStore:
+    """Save and fetch analyses; every database failure becomes a clear ``StoreUnavailable``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ready = False
+
+    def _ensure_tables(self) -> None:
+        if not self._ready:
+            create_tables(self.engine)
+            self._ready = True
+
+    def save(self, analysis: StoredAnalysis) -> StoredAnalysis:
+        """Insert ``analysis`` with a fresh id; if an identical one was stored meanwhile, return that."""
+        try:
+            self._ensure_tables()
+            analysis.id = new_id()
+            with Session(self.engine) as session, session.begin():
+                session.add(_to_row(analysis))
+            return analysis
+        except IntegrityError:
+            existing = self.find(analysis.cache_key)
+            if existing is None:
+                raise
+            return existing
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+    def find(self, cache_key: str) -> StoredAnalysis | None:
+        """The analysis stored under this cache key, if any."""
+        return self._one(select(AnalysisRow).where(AnalysisRow.cache_key == cache_key))
+
+    def get(self, analysis_id: str) -> StoredAnalysis:
+        """The analysis with this id, or ``NotFound``."""
+        found = self._one(select(AnalysisRow).where(AnalysisRow.id == analysis_id))
+        if found is None:
+            raise NotFound(f"No stored analysis with id {analysis_id!r}.")
+        return found
+
+    def _one(self, query: Any) -> StoredAnalysis | None:
+        try:
+            self._ensure_tables()
+            with Session(self.engine) as session:
+                row = session.scalars(query).first()
+                return None if row is None else _from_row(row)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+
+def _to_row(analysis: StoredAnalysis) -> AnalysisRow:
+    return AnalysisRow(
+        id=analysis.id,
+        cache_key=analysis.cache_key,
+        model_name=analysis.model["name"],
+        model_revision=analysis.model["revision"],
+        model_info=analysis.model,
+        method=analysis.method,
+        method_version=analysis.method_version,
+        params=analysis.params,
+        target=analysis.target,
+        text=analysis.text,
+        text_pair=analysis.text_pair,
+        tokens=analysis.tokens,
+        encoding=analysis.encoding,
+        result=pack(analysis.result),
+        created_at=analysis.created_at,
+    )
+
+
+def _from_row(row: AnalysisRow) -> StoredAnalysis:
+    return StoredAnalysis(
+        id=row.id,
+        cache_key=row.cache_key,
+        model=row.model_info,
+        method=row.method,
+        method_version=row.method_version,
+        params=row.params,
+        target=row.target,
+        text=row.text,
+        text_pair=row.text_pair,
+        tokens=row.tokens,
+        encoding=row.encoding,
+        result=unpack(row.result),
+        created_at=row.created_at,
+    )

@@ -1,0 +1,62 @@
+"""Engine creation and the table schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import JSON, DateTime, Engine, Integer, LargeBinary, String, Text, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every bertscope table."""
+
+
+class AnalysisRow(Base):
+    """One stored analysis: what was asked, of which weights, and the result (a permalink target)."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64), index=True)
+    model_info: Mapped[dict] = mapped_column(JSON)
+    method: Mapped[str] = mapped_column(String(100))
+    method_version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON)
+    target: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    text_pair: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tokens: Mapped[list] = mapped_column(JSON)
+    encoding: Mapped[dict] = mapped_column(JSON)
+    result: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine (and the SQLite file's folder) and make sure the tables exist."""
+    parsed = make_url(url)
+    kwargs: dict = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_tables(engine: Engine) -> None:
+    """Create missing tables (idempotent)."""
+    Base.metadata.create_all(engine)

@@ -1,0 +1,118 @@
+// Entry point of every page: wires the sentence form, the result view and the Share button.
+
+import { getFigure, postAnalysis } from "./api.js";
+import { renderControls, renderFields } from "./dom.js";
+import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
+import { draw } from "./plot.js";
+import { readInputs, renderTarget } from "./target.js";
+import { initialView, permalink, queryToView, viewToQuery } from "./view.js";
+
+function readSpec() {
+  const node = document.getElementById("page-spec");
+  return node ? JSON.parse(node.textContent) : null;
+}
+
+function showError(message) {
+  const box = document.getElementById("form-error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function setupForm(spec) {
+  const form = document.getElementById("analysis-form");
+  const select = document.getElementById("method");
+  const paramsBox = document.getElementById("params");
+  const targetBox = document.getElementById("target");
+  const citation = document.getElementById("method-citation");
+  for (const method of spec.methods) {
+    const option = document.createElement("option");
+    option.value = method.name;
+    option.textContent = `${method.title} (${method.name})`;
+    select.append(option);
+  }
+  const stored = spec.analysis;
+  if (stored) select.value = stored.method;
+  let fields = [];
+  const onMethod = () => {
+    const method = spec.methods.find((m) => m.name === select.value);
+    fields = fieldsFromSchema(method.params_schema);
+    renderFields(paramsBox, fields, stored && stored.method === method.name ? stored.params : {});
+    citation.textContent = method.citation;
+    targetBox.hidden = !method.needs_target;
+    if (method.needs_target) renderTarget(targetBox, spec.targets, stored && stored.target);
+  };
+  select.addEventListener("change", onMethod);
+  onMethod();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("");
+    const method = spec.methods.find((m) => m.name === select.value);
+    const payload = {
+      method: method.name,
+      text: document.getElementById("text").value,
+      text_pair: document.getElementById("text_pair").value.trim() ? document.getElementById("text_pair").value : null,
+      params: collectParams(fields, readInputs(paramsBox)),
+      target: method.needs_target ? collectTarget(readInputs(targetBox)) : null,
+    };
+    if (!payload.text.trim()) {
+      showError("Type a sentence first.");
+      return;
+    }
+    const busy = document.getElementById("busy");
+    busy.hidden = false;
+    document.getElementById("analyze-button").disabled = true;
+    try {
+      const analysis = await postAnalysis(payload);
+      window.location.assign(analysis.url);
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      busy.hidden = true;
+      document.getElementById("analyze-button").disabled = false;
+    }
+  });
+}
+
+function setupResult(spec) {
+  const analysis = spec.analysis;
+  if (!analysis) return;
+  const figureBox = document.getElementById("figure");
+  const view = initialView(spec.controls || [], queryToView(window.location.search));
+  const status = document.getElementById("share-status");
+  const refresh = async () => {
+    const query = viewToQuery(view);
+    window.history.replaceState(null, "", `${analysis.url}${query}`);
+    try {
+      const answer = await getFigure(analysis.id, query);
+      draw(figureBox, answer.figure);
+      status.textContent = "";
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  };
+  renderControls(document.getElementById("controls"), spec.controls || [], view, (name, value) => {
+    view[name] = value;
+    refresh();
+  });
+  if (spec.figure) draw(figureBox, spec.figure);
+  document.getElementById("share-button").addEventListener("click", async () => {
+    const link = permalink(window.location.origin, analysis.url, view);
+    try {
+      await navigator.clipboard.writeText(link);
+      status.textContent = `Link copied: ${link}`;
+    } catch {
+      status.textContent = `Copy this link: ${link}`;
+    }
+    status.dataset.link = link;
+  });
+}
+
+function boot() {
+  const spec = readSpec();
+  if (!spec) return;
+  if (document.getElementById("analysis-form")) setupForm(spec);
+  setupResult(spec);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();
