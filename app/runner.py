@@ -86,6 +86,7 @@ class Runner:
                 max_tokens=self.max_tokens,
                 max_chars=self.settings.max_text_chars,
                 device=self.loaded.device,
+                token_types=self.loaded.uses_token_types,
             )
             target = bind_target(self.loaded, request.target, encoded) if method.needs_target else None
             result = method.run(self.loaded, encoded, params, target)

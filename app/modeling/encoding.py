@@ -68,8 +68,12 @@ def encode(
     max_tokens: int,
     max_chars: int = 20_000,
     device: torch.device | str = "cpu",
+    token_types: bool = True,
 ) -> Encoded:
-    """Tokenise without truncation; inputs longer than ``max_tokens`` are refused, never cut silently."""
+    """Tokenise without truncation; inputs longer than ``max_tokens`` are refused, never cut silently.
+
+    ``token_types=False`` drops segment ids for encoders that have none (DistilBERT).
+    """
     _check_text(text, "text", max_chars)
     _check_text(text_pair, "text_pair", max_chars)
     batch = tokenizer(
@@ -87,7 +91,7 @@ def encode(
             "(or raise BERTSCOPE_MAX_TOKENS, up to the model's maximum)."
         )
     ids = batch["input_ids"][0].tolist()
-    token_type_ids = batch.get("token_type_ids")
+    token_type_ids = batch.get("token_type_ids") if token_types else None
     return Encoded(
         text=text,
         text_pair=text_pair,

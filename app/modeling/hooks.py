@@ -35,6 +35,7 @@ def capture(modules: Mapping[str, nn.Module], *, detach: bool = True) -> Iterato
                 value = value.detach()
             captured[key] = value
 
+        hook._bertscope = True
         return hook
 
     try:
@@ -55,6 +56,7 @@ def patch(modules: Mapping[nn.Module, OutputFn]) -> Iterator[None]:
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
             return fn(output)
 
+        hook._bertscope = True
         return hook
 
     try:
@@ -67,9 +69,14 @@ def patch(modules: Mapping[nn.Module, OutputFn]) -> Iterator[None]:
 
 
 def leftover_hooks(model: nn.Module) -> list[str]:
-    """Names of modules that still carry forward or pre-forward hooks (should always be empty)."""
+    """Names of modules still carrying a bertscope hook (should always be empty).
+
+    transformers 5 installs its own persistent output-capturing hooks when attentions are requested;
+    those are not ours and are ignored.
+    """
     return [
         name or "<root>"
         for name, module in model.named_modules()
-        if module._forward_hooks or module._forward_pre_hooks
+        for hook in [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+        if getattr(hook, "_bertscope", False)
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ from transformers import (
     PretrainedConfig,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from app.errors import InvalidInput, ModelNotFound
 from app.modeling.adapters import ModelAdapter, adapter_for
@@ -60,6 +62,12 @@ class LoadedModel:
     def hidden_size(self) -> int:
         config = self.config
         return int(getattr(config, "hidden_size", None) or config.dim)
+
+    @property
+    def uses_token_types(self) -> bool:
+        """Whether the encoder takes segment ids (BERT does, DistilBERT does not)."""
+        forward = self.adapter.encoder(self.model).forward
+        return "token_type_ids" in inspect.signature(forward).parameters
 
     @property
     def max_positions(self) -> int:
@@ -136,6 +144,13 @@ def _head_kind(config: PretrainedConfig) -> HeadKind:
     return "none"
 
 
+def _head_of_instance(model: nn.Module) -> HeadKind:
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return "classification"
+    return "masked_lm" if name.endswith("ForMaskedLM") else "none"
+
+
 _MODEL_CLASSES = {
     "classification": AutoModelForSequenceClassification,
     "masked_lm": AutoModelForMaskedLM,
@@ -154,6 +169,7 @@ def load_model(
     source: str, device: str = "auto", dtype: str = "float32", offline: bool = False
 ) -> LoadedModel:
     """Load ``source`` ('embedded', a local directory or a hub id) ready for analysis, in eval mode."""
+    hf_logging.disable_progress_bar()
     name = EMBEDDED_NAME if source == EMBEDDED else source
     location = str(embedded_model_path()) if source == EMBEDDED else source
     local_only = offline or source == EMBEDDED or Path(location).exists()
@@ -183,7 +199,7 @@ def wrap_model(
         raise InvalidInput(f"Model {name!r} has no fast tokenizer; bertscope needs character offsets.")
     model.config._attn_implementation = "eager"
     model.eval().requires_grad_(False).to(device)
-    head = _head_kind(model.config)
+    head = _head_of_instance(model)
     return LoadedModel(
         name=name,
         source=source,

@@ -116,6 +116,8 @@ def _zero_shot_embeddings(loaded: LoadedModel, spec: ZeroShotTarget) -> torch.Te
         raise TargetNotAvailable("The zero-shot template must contain '{}' where the label goes.")
     prompts = [spec.template.replace("{}", label) for label in spec.labels]
     batch = loaded.tokenizer(prompts, padding=True, return_tensors="pt").to(loaded.device)
+    if not loaded.uses_token_types:
+        batch.pop("token_type_ids", None)
     hidden = loaded.adapter.encoder(loaded.model)(**batch).last_hidden_state
     return torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)
 

@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny random models, the embedded model, an app with its own settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.app import create_app
+from app.modeling.loading import EMBEDDED, LoadedModel, load_model
+from app.settings import Settings
+from tests.tiny import tiny_loaded
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_dir: Path) -> LoadedModel:
+    return tiny_loaded(tiny_dir, "bert")
+
+
+@pytest.fixture(scope="session")
+def embedded() -> LoadedModel:
+    """The embedded all-MiniLM-L6-v2, loaded once per test session from the installed package."""
+    return load_model(EMBEDDED, device="cpu")
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'store.db'}"
+
+
+def make_settings(directory: Path, **overrides: object) -> Settings:
+    values = {"database_url": sqlite_url(directory), "model": "in-process", "device": "cpu", **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+def client(tmp_path: Path, tiny_bert: LoadedModel) -> Iterator[TestClient]:
+    """The real app (middleware, routes, pages, store) on the tiny BERT and a fresh SQLite file."""
+    app = create_app(make_settings(tmp_path), tiny_bert)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def postgres_url() -> str | None:
+    """PostgreSQL test server URL; CI must provide one (a skip there would hide a broken store)."""
+    url = os.environ.get("BERTSCOPE_TEST_POSTGRES_URL")
+    if url is None and os.environ.get("CI"):
+        pytest.fail("CI=true but BERTSCOPE_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL")
+    return url

@@ -1,0 +1,185 @@
+"""The HTTP API through the real app: contract, permalinks, and every class of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SENTENCE = "the cat sat on the mat ."
+
+
+def _post(client, **body):
+    return client.post("/api/analyses", json={"method": "attention", "text": SENTENCE, **body})
+
+
+def _assert_error(response, status: int, code: str, fragment: str = "") -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert fragment in error["message"]
+
+
+def test_health_and_model(client, tiny_bert):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["model"]["revision"] == tiny_bert.revision
+    model = client.get("/api/model").json()
+    for key in (
+        "name",
+        "revision",
+        "architecture",
+        "layers",
+        "heads",
+        "hidden_size",
+        "device",
+        "dtype",
+        "targets",
+    ):
+        assert key in model
+    assert (model["layers"], model["heads"], model["hidden_size"]) == (2, 4, 32)
+    assert [t["kind"] for t in model["targets"]] == ["zero_shot"]
+
+
+def test_methods_list_kinds_and_schemas(client):
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    assert methods["attention"]["kind"] == "mixing"
+    assert methods["attention"]["params_schema"]["type"] == "object"
+    assert client.get("/api/methods/attention").json()["name"] == "attention"
+    _assert_error(client.get("/api/methods/nope"), 404, "not_found", "attention")
+
+
+def test_create_and_fetch_attention(client):
+    response = _post(client)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["url"] == f"/a/{body['id']}" and body["method"] == "attention" and body["cached"] is False
+    n = len(body["tokens"])
+    layers, mean = np.array(body["result"]["layers"]), np.array(body["result"]["mean"])
+    assert layers.shape == (2, 4, n, n) and mean.shape == (2, n, n)
+    np.testing.assert_allclose(layers.sum(-1), 1, atol=1e-5)
+    stored = client.get(f"/api/analyses/{body['id']}").json()
+    assert stored["tokens"] == body["tokens"]
+    np.testing.assert_array_equal(np.array(stored["result"]["layers"]), layers)
+    again = _post(client).json()
+    assert again["cached"] is True and again["id"] == body["id"]
+
+
+def test_sentence_pair(client):
+    body = _post(client, text_pair="a dog was good").json()
+    assert body["tokens"].count("[SEP]") == 2
+    assert body["encoding"]["sequence_ids"][-2] == 1
+
+
+def test_figure_endpoint_and_view_validation(client):
+    analysis = _post(client).json()
+    answer = client.get(f"/api/analyses/{analysis['id']}/figure", params={"layer": 1, "head": 2}).json()
+    trace = answer["figure"]["data"][0]
+    assert trace["type"] == "heatmap"
+    np.testing.assert_allclose(np.array(trace["z"]), np.array(analysis["result"]["layers"])[1, 2], atol=1e-5)
+    assert [c["name"] for c in answer["controls"]] == ["layer", "head", "hide_special"]
+    hidden = client.get(f"/api/analyses/{analysis['id']}/figure", params={"hide_special": "1"}).json()
+    assert "[CLS]" not in hidden["figure"]["layout"]["xaxis"]["ticktext"]
+    _assert_error(
+        client.get(f"/api/analyses/{analysis['id']}/figure", params={"layer": 7}), 422, "invalid_input"
+    )
+    _assert_error(
+        client.get(f"/api/analyses/{analysis['id']}/figure", params={"head": "x"}), 422, "invalid_input"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "fragment"),
+    [
+        ({"method": "nope", "text": "x"}, 422, "unknown_method", "attention"),
+        ({"method": "attention", "text": ""}, 422, "invalid_input", "empty"),
+        ({"method": "attention", "text": "   "}, 422, "invalid_input", "empty"),
+        ({"method": "attention"}, 422, "invalid_request", "text"),
+        ({"method": "attention", "text": 42}, 422, "invalid_request", "text"),
+        ({"method": ["attention"], "text": "x"}, 422, "invalid_request", "method"),
+        ({"method": "attention", "text": "x", "params": {"bogus": 1}}, 422, "invalid_input", "params.bogus"),
+        ({"method": "attention", "text": "x", "params": "layers"}, 422, "invalid_request", "params"),
+        ({"method": "attention", "text": "x", "extra": 1}, 422, "invalid_request", "extra"),
+        (
+            {"method": "attention", "text": "x", "target": {"kind": "telepathy"}},
+            422,
+            "invalid_request",
+            "target",
+        ),
+        ({"method": "attention", "text": "the " * 100}, 413, "input_too_long", "tokens"),
+        ({"method": "attention", "text": "x", "text_pair": ""}, 422, "invalid_input", "text_pair"),
+    ],
+)
+def test_bad_json_bodies(client, body, status, code, fragment):
+    _assert_error(client.post("/api/analyses", json=body), status, code, fragment)
+
+
+def test_malformed_and_oversized_bodies(client):
+    _assert_error(
+        client.post("/api/analyses", content=b"{nope", headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+    )
+    _assert_error(
+        client.post("/api/analyses", content=b"[]", headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+    )
+    huge = b'{"method": "attention", "text": "' + b"a" * 70_000 + b'"}'
+    _assert_error(
+        client.post("/api/analyses", content=huge, headers={"content-type": "application/json"}),
+        413,
+        "request_too_large",
+        "BERTSCOPE_MAX_REQUEST_BYTES",
+    )
+
+    def chunks():
+        for _ in range(20):
+            yield b"x" * 8192
+
+    _assert_error(
+        client.post("/api/analyses", content=chunks(), headers={"content-type": "application/json"}),
+        413,
+        "request_too_large",
+    )
+
+
+def test_too_many_characters(client):
+    _assert_error(_post(client, text="cat " * 6000), 413, "input_too_long", "characters")
+
+
+def test_unknown_ids_and_routes(client):
+    _assert_error(client.get("/api/analyses/doesnotexist"), 404, "not_found")
+    _assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    _assert_error(client.delete("/api/analyses/abc"), 405, "method_not_allowed")
+    page = client.get("/a/doesnotexist")
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+    assert "No stored analysis" in page.text
+
+
+def test_unicode_text_round_trips(client):
+    text = "é 日本 cat 🙂 \u202e"
+    body = _post(client, text=text).json()
+    assert client.get(f"/api/analyses/{body['id']}").json()["text"] == text
+
+
+def test_script_in_text_is_escaped_on_the_permalink_page(client):
+    body = _post(client, text="<script>alert(1)</script> cat").json()
+    page = client.get(body["url"])
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; cat" in page.text
+
+
+def test_pages_render(client):
+    for path in ("/", "/about", "/neurons", "/probes", "/evaluations", "/docs"):
+        assert client.get(path).status_code == 200, path
+    about = client.get("/about").text
+    assert 'id="method-attention"' in about
+    plotly = client.get("/vendor/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    assert client.get("/static/js/app.js").status_code == 200
+
+
+def test_openapi_documents_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/health", "/api/model", "/api/methods", "/api/analyses", "/api/analyses/{analysis_id}"):
+        assert path in paths
