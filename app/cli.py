@@ -156,3 +156,7 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
         return
     for key, value in info.items():
         click.echo(f"{key:>12}: {value}")
+
+
+if __name__ == "__main__":
+    main()

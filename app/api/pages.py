@@ -74,7 +74,7 @@ def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
         "params": analysis.params,
         "target": analysis.target,
         "model": analysis.model,
-        "created_at": analysis.created_at.isoformat(),
+        "created_at": analysis.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         "n_tokens": len(analysis.tokens),
     }
     spec["controls"] = builder.controls(analysis.tokens, analysis.encoding, analysis.result)

@@ -58,6 +58,7 @@ def matrix_heatmap(
         "x": list(range(size)),
         "y": list(range(size)),
         "colorscale": "Blues",
+        "reversescale": True,
         "zmin": 0.0,
         "colorbar": {"title": {"text": colorbar_title}},
     }

@@ -1,0 +1,125 @@
+"""Browser tests: Playwright drives Debian's Chromium against a real ``bertscope serve``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import sqlite_url
+from tests.server import running_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    directory: Path = tmp_path_factory.mktemp("browser")
+    with running_server(sqlite_url(directory)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def _figure_title(page) -> str:
+    return page.evaluate("document.getElementById('figure').layout.title.text")
+
+
+def _wait_for_title(page, fragment: str) -> None:
+    page.wait_for_function(
+        "(f) => { const g = document.getElementById('figure'); return g && g.layout && g.layout.title.text.includes(f); }",
+        arg=fragment,
+    )
+
+
+def test_type_analyze_share_and_reopen(server, browser, page):
+    page.goto(server + "/")
+    page.fill("#text", "The keys to the cabinet are on the table.")
+    page.select_option("#method", "attention")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    assert page.evaluate("document.getElementById('figure').data[0].type") == "heatmap"
+    page.eval_on_selector("#view-layer", "(el) => { el.value = '3'; el.dispatchEvent(new Event('change')); }")
+    _wait_for_title(page, "layer 3")
+    page.select_option("#view-head", "5")
+    _wait_for_title(page, "layer 3, head 5")
+    z = page.evaluate("document.getElementById('figure').data[0].z")
+    ticks = page.evaluate("document.getElementById('figure').layout.xaxis.ticktext")
+    assert ticks[0] == "[CLS]" and "cabinet" in ticks
+    page.click("#share-button")
+    page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
+    link = page.eval_on_selector("#share-status", "(el) => el.dataset.link")
+    assert "/a/" in link and "layer=3" in link and "head=5" in link
+
+    other = browser.new_context().new_page()
+    other.goto(link)
+    other.wait_for_selector("#figure .main-svg")
+    assert _figure_title(other) == "Attention, layer 3, head 5"
+    assert other.evaluate("document.getElementById('figure').data[0].z") == z
+    assert other.evaluate("document.getElementById('figure').layout.xaxis.ticktext") == ticks
+    assert other.input_value("#text") == "The keys to the cabinet are on the table."
+    assert other.input_value("#view-layer") == "3"
+    assert page.errors == []
+
+
+def test_script_in_sentence_is_shown_not_run(server, page):
+    payload = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> hi'
+    page.goto(server + "/")
+    page.fill("#text", payload)
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    assert page.evaluate("window.__pwned") is None
+    assert page.input_value("#text") == payload
+    assert "script" in page.evaluate("document.getElementById('figure').layout.xaxis.ticktext.join(' ')")
+    assert page.locator("#figure .xtick text").filter(has_text="<").count() > 0
+
+
+def test_bad_input_shows_a_clear_message(server, page):
+    page.goto(server + "/")
+    page.fill("#text", "word " * 600)
+    page.click("#analyze-button")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "tokens; the limit is" in page.inner_text("#form-error")
+    assert page.url.endswith("/")
+
+
+def test_unknown_permalink_shows_an_error_page(server, page):
+    response = page.goto(server + "/a/not-a-real-id")
+    assert response.status == 404
+    assert "No stored analysis" in page.inner_text("#page-error")
+
+
+@pytest.mark.parametrize("path", ["/about", "/neurons", "/probes", "/evaluations"])
+def test_every_page_renders_with_navigation(server, page, path):
+    page.goto(server + path)
+    assert page.locator("nav a").count() == 5
+    assert page.locator("nav a.active").inner_text() == page.locator("h1").inner_text().split()[-1] or path == "/about"
+    assert page.errors == []
