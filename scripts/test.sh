@@ -11,6 +11,7 @@ need=()
 command -v chromium >/dev/null || need+=(chromium)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if ((${#need[@]})); then
   SUDO=""; [[ "$(id -u)" == "0" ]] || SUDO="sudo"
   echo "==> installing system packages: ${need[*]}"

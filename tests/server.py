@@ -23,11 +23,27 @@ def free_port() -> int:
 def running_server(database_url: str, model: str = "embedded", timeout: float = 180.0) -> Iterator[str]:
     """Start ``python -m app.cli serve`` and yield its base URL once /api/health answers ok."""
     port = free_port()
-    command = [sys.executable, "-m", "app.cli", "serve", "--model", model, "--device", "cpu",
-               "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url]
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    log = open(Path(database_url.removeprefix("sqlite:///")).with_suffix(".log"), "w")  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=log)
+    log = open(Path(database_url.removeprefix("sqlite:///")).with_suffix(".log"), "w")
+    process = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

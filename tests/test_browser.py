@@ -121,5 +121,8 @@ def test_unknown_permalink_shows_an_error_page(server, page):
 def test_every_page_renders_with_navigation(server, page, path):
     page.goto(server + path)
     assert page.locator("nav a").count() == 5
-    assert page.locator("nav a.active").inner_text() == page.locator("h1").inner_text().split()[-1] or path == "/about"
+    assert (
+        page.locator("nav a.active").inner_text() == page.locator("h1").inner_text().split()[-1]
+        or path == "/about"
+    )
     assert page.errors == []
