@@ -53,7 +53,8 @@ def _figure_title(page) -> str:
 
 def _wait_for_title(page, fragment: str) -> None:
     page.wait_for_function(
-        "(f) => { const g = document.getElementById('figure'); return g && g.layout && g.layout.title.text.includes(f); }",
+        "(f) => { const g = document.getElementById('figure');"
+        " return g && g.layout && g.layout.title.text.includes(f); }",
         arg=fragment,
     )
 
