@@ -67,57 +67,29 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
     assert "model_not_found" in result.output and "no-such-model" in result.output
 
 
+def _analyze_fails(checkpoint, tmp_path, *args: str):
+    command = ["analyze", *args, "--model", str(checkpoint), "--database-url", sqlite_url(tmp_path)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2, result.output
+    return result.output
+
+
 def test_unknown_method_is_a_clear_error(checkpoint, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "analyze",
-            "nope",
-            "--text",
-            "x",
-            "--model",
-            str(checkpoint),
-            "--database-url",
-            sqlite_url(tmp_path),
-        ],
-    )
-    assert result.exit_code == 2 and "Valid methods: attention" in result.output
+    assert "Valid methods: attention" in _analyze_fails(checkpoint, tmp_path, "nope", "--text", "x")
 
 
 def test_bad_param_syntax(checkpoint, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "analyze",
-            "attention",
-            "--text",
-            "x",
-            "--param",
-            "novalue",
-            "--model",
-            str(checkpoint),
-            "--database-url",
-            sqlite_url(tmp_path),
-        ],
-    )
-    assert result.exit_code == 2 and "key=value" in result.output
+    output = _analyze_fails(checkpoint, tmp_path, "attention", "--text", "x", "--param", "novalue")
+    assert "key=value" in output
 
 
 def test_empty_text(checkpoint, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "analyze",
-            "attention",
-            "--text",
-            " ",
-            "--model",
-            str(checkpoint),
-            "--database-url",
-            sqlite_url(tmp_path),
-        ],
-    )
-    assert result.exit_code == 2 and "empty" in result.output
+    assert "empty" in _analyze_fails(checkpoint, tmp_path, "attention", "--text", " ")
+
+
+def test_bad_target_json(checkpoint, tmp_path):
+    output = _analyze_fails(checkpoint, tmp_path, "attention", "--text", "x", "--target", "{nope")
+    assert "JSON" in output or "json" in output
 
 
 @pytest.mark.parametrize("architecture", ["roberta", "distilbert", "electra"])
