@@ -49,7 +49,8 @@ def make_tokenizer(directory: Path, *, token_types: bool = True) -> BertTokenize
 def make_config(architecture: str, **overrides: object):
     """hidden 32, 2 layers, 4 heads, eager attention; ELECTRA with a smaller embedding size."""
     size = len(vocab())
-    common = {"vocab_size": size, "attn_implementation": "eager", "pad_token_id": 0}
+    # weights larger than the default 0.02 so that mixing effects stand far above float rounding
+    common = {"vocab_size": size, "attn_implementation": "eager", "pad_token_id": 0, "initializer_range": 0.3}
     if architecture == "distilbert":
         config = DistilBertConfig(
             dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64, **common

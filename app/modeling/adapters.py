@@ -26,6 +26,7 @@ class ModelAdapter:
     value_path: str
     attention_output_path: str
     attention_layer_norm_path: str
+    ffn_input_path: str
     ffn_activation_path: str
     ffn_output_path: str
     output_layer_norm_path: str
@@ -72,6 +73,10 @@ class ModelAdapter:
         """LayerNorm applied to (attention output + residual)."""
         return self._in_block(model, layer, self.attention_layer_norm_path)
 
+    def ffn_input_projection(self, model: nn.Module, layer: int) -> nn.Linear:
+        """W_1: hidden -> intermediate, before the non-linearity."""
+        return self._in_block(model, layer, self.ffn_input_path)
+
     def ffn_activation_module(self, model: nn.Module, layer: int) -> nn.Module:
         """Output = the FFN neurons after the non-linearity [batch, token, intermediate]."""
         return self._in_block(model, layer, self.ffn_activation_path)
@@ -93,6 +98,7 @@ _BERT_LIKE = {
     "value_path": "attention.self.value",
     "attention_output_path": "attention.output.dense",
     "attention_layer_norm_path": "attention.output.LayerNorm",
+    "ffn_input_path": "intermediate.dense",
     "ffn_activation_path": "intermediate.intermediate_act_fn",
     "ffn_output_path": "output.dense",
     "output_layer_norm_path": "output.LayerNorm",
@@ -114,6 +120,7 @@ ADAPTERS: dict[str, ModelAdapter] = {
         value_path="attention.v_lin",
         attention_output_path="attention.out_lin",
         attention_layer_norm_path="sa_layer_norm",
+        ffn_input_path="ffn.lin1",
         ffn_activation_path="ffn.activation",
         ffn_output_path="ffn.lin2",
         output_layer_norm_path="output_layer_norm",

@@ -1,0 +1,77 @@
+"""Shared pieces of context-mixing methods: the result type, row normalisation, rollout, the clean pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.methods.base import Result, as_numpy
+from app.modeling.encoding import Encoded
+from app.modeling.hooks import capture
+from app.modeling.loading import LoadedModel
+
+
+@dataclass
+class MixingResult(Result):
+    """Token-to-token mixing per layer. Rows are queries (the token being updated), columns keys."""
+
+    layers: np.ndarray  # [layer, query, key], each row sums to 1 (or is all zero)
+    rollout: np.ndarray  # [query, key], the layers chained from the first to the last
+    rollout_layers: np.ndarray  # [layer, query, key], the chain up to each layer
+    raw: np.ndarray | None = None  # [layer, query, key] before row normalisation, when it differs
+
+
+def normalise_rows(matrix: torch.Tensor) -> torch.Tensor:
+    """Divide each row by its sum; an all-zero row stays all zero instead of dividing by zero."""
+    sums = matrix.sum(dim=-1, keepdim=True)
+    return matrix / torch.where(sums == 0, torch.ones_like(sums), sums)
+
+
+def rollout(layers: torch.Tensor) -> torch.Tensor:
+    """Chain per-layer mixing: R_1 = C_1, R_l = C_l @ R_{l-1}. Returns [layer, query, key]."""
+    chained = [layers[0]]
+    for matrix in layers[1:]:
+        chained.append(matrix @ chained[-1])
+    return torch.stack(chained)
+
+
+def mixing_result(layers: torch.Tensor, raw: torch.Tensor | None = None) -> MixingResult:
+    """Package row-normalised per-layer matrices [layer, query, key] with their rollout."""
+    chained = rollout(layers.double())
+    return MixingResult(
+        layers=as_numpy(layers),
+        rollout=as_numpy(chained[-1]),
+        rollout_layers=as_numpy(chained),
+        raw=None if raw is None else as_numpy(raw),
+    )
+
+
+@dataclass
+class CleanPass:
+    """What every layer saw and computed on the unmodified input (batch dimension dropped)."""
+
+    inputs: list[torch.Tensor]  # per layer: [token, hidden], the hidden states entering the layer
+    attentions: list[torch.Tensor]  # per layer: [head, query, key]
+    values: list[torch.Tensor]  # per layer: [token, all_head], value projection output (bias included)
+    attention_outputs: list[torch.Tensor]  # per layer: [token, hidden], W_O context + b_O, before residual
+
+
+@torch.no_grad()
+def clean_pass(loaded: LoadedModel, encoded: Encoded) -> CleanPass:
+    """One forward pass recording, for every layer, its input, attention, values and attention output."""
+    model, adapter = loaded.model, loaded.adapter
+    layers = range(loaded.num_layers)
+    modules = {f"v{layer}": adapter.value_projection(model, layer) for layer in layers}
+    modules |= {f"o{layer}": adapter.attention_output_projection(model, layer) for layer in layers}
+    with capture(modules) as seen:
+        outputs = adapter.encoder(model)(
+            **encoded.model_inputs(), output_attentions=True, output_hidden_states=True
+        )
+    return CleanPass(
+        inputs=[outputs.hidden_states[layer][0] for layer in layers],
+        attentions=[outputs.attentions[layer][0] for layer in layers],
+        values=[seen[f"v{layer}"][0] for layer in layers],
+        attention_outputs=[seen[f"o{layer}"][0] for layer in layers],
+    )
