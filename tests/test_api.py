@@ -72,12 +72,12 @@ def test_sentence_pair(client):
 def test_figure_endpoint_and_view_validation(client):
     analysis = _post(client).json()
     answer = client.get(f"/api/analyses/{analysis['id']}/figure", params={"layer": 1, "head": 2}).json()
-    trace = answer["figure"]["data"][0]
+    trace = answer["figures"]["main"]["data"][0]
     assert trace["type"] == "heatmap"
     np.testing.assert_allclose(np.array(trace["z"]), np.array(analysis["result"]["layers"])[1, 2], atol=1e-5)
-    assert [c["name"] for c in answer["controls"]] == ["layer", "head", "hide_special"]
+    assert [c["name"] for c in answer["controls"]] == ["layer", "head", "hide_special", "row"]
     hidden = client.get(f"/api/analyses/{analysis['id']}/figure", params={"hide_special": "1"}).json()
-    assert "[CLS]" not in hidden["figure"]["layout"]["xaxis"]["ticktext"]
+    assert "[CLS]" not in hidden["figures"]["main"]["layout"]["xaxis"]["ticktext"]
     _assert_error(
         client.get(f"/api/analyses/{analysis['id']}/figure", params={"layer": 7}), 422, "invalid_input"
     )
@@ -183,3 +183,24 @@ def test_openapi_documents_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/api/health", "/api/model", "/api/methods", "/api/analyses", "/api/analyses/{analysis_id}"):
         assert path in paths
+
+
+@pytest.mark.parametrize("method", ["value_zeroing", "attention_rollout", "attention_norm"])
+def test_mixing_methods_through_the_api(client, method):
+    body = _post(client, method=method).json()
+    n = len(body["tokens"])
+    layers = np.array(body["result"]["layers"])
+    assert layers.shape == (2, n, n) and np.array(body["result"]["rollout"]).shape == (n, n)
+    np.testing.assert_allclose(layers.sum(-1), 1, atol=1e-5)
+    url = f"/api/analyses/{body['id']}/figure"
+    answer = client.get(url, params={"view": "rollout", "layer": 1, "row": 2}).json()
+    main = answer["figures"]["main"]
+    assert main["layout"]["title"]["text"].endswith("rollout of layers 0-1")
+    np.testing.assert_allclose(main["data"][0]["z"], body["result"]["rollout"], atol=1e-5)
+    np.testing.assert_allclose(
+        answer["figures"]["strip"]["data"][0]["z"][0], body["result"]["rollout"][2], atol=1e-5
+    )
+    hidden = client.get(url, params={"hide_special": "1"}).json()["figures"]["main"]
+    np.testing.assert_allclose(np.array(hidden["data"][0]["z"]).sum(-1), 1, atol=1e-4)
+    assert hidden["layout"]["meta"]["positions"] == list(range(1, n - 1))
+    _assert_error(client.get(url, params={"view": "sideways"}), 422, "invalid_input", "rollout")

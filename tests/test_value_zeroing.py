@@ -48,7 +48,7 @@ def test_self_only_attention_mixes_nothing():
 def test_chunking_does_not_change_the_result(monkeypatch, tiny_bert):
     encoded = encode(tiny_bert.tokenizer, SENTENCE, max_tokens=64)
     whole = ValueZeroing().run(tiny_bert, encoded, ValueZeroing.Params(), None)
-    monkeypatch.setattr("app.methods.mixing.value_zeroing.CHUNK_ELEMENTS", 1)  # one key at a time
+    monkeypatch.setattr("app.methods.mixing.common.CHUNK_ELEMENTS", 1)  # one key at a time
     chunked = ValueZeroing().run(tiny_bert, encoded, ValueZeroing.Params(), None)
     np.testing.assert_allclose(whole.raw, chunked.raw, atol=1e-6)
 

@@ -79,7 +79,7 @@ def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
     }
     spec["controls"] = builder.controls(analysis.tokens, analysis.encoding, analysis.result)
     spec["view"] = view
-    spec["figure"] = builder.figure(analysis.tokens, analysis.encoding, analysis.result, view)
+    spec["figures"] = builder.figures(analysis.tokens, analysis.encoding, analysis.result, view)
     return spec
 
 

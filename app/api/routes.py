@@ -112,11 +112,12 @@ def get_analysis(analysis_id: str, runner: Runner = Depends(get_runner)) -> Nump
 
 @router.get("/analyses/{analysis_id}/figure", responses=ERRORS)
 def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
-    """The Plotly figure for one view of a stored analysis; view controls are query parameters."""
+    """The Plotly figures for one view of a stored analysis (``main``, and ``strip`` when a ``row`` is
+    chosen); view controls are query parameters."""
     analysis = runner.store.get(analysis_id)
     builder = figure_builder(analysis.method)
     view = dict(request.query_params)
     return {
         "controls": builder.controls(analysis.tokens, analysis.encoding, analysis.result),
-        "figure": builder.figure(analysis.tokens, analysis.encoding, analysis.result, view),
+        "figures": builder.figures(analysis.tokens, analysis.encoding, analysis.result, view),
     }

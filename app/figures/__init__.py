@@ -9,9 +9,13 @@ from __future__ import annotations
 from app.errors import NotFound
 from app.figures.attention import AttentionFigure
 from app.figures.base import FigureBuilder
+from app.figures.mixing import MixingFigure
 
 FIGURES: dict[str, FigureBuilder] = {
     "attention": AttentionFigure(),
+    "value_zeroing": MixingFigure("Value Zeroing"),
+    "attention_rollout": MixingFigure("Attention rollout"),
+    "attention_norm": MixingFigure("Attention norm"),
 }
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from app.figures.base import (
+    HIDE_SPECIAL_CONTROL,
+    ROW_CONTROL,
     FigureDict,
-    bool_choice,
     int_choice,
-    matrix_heatmap,
-    token_labels,
-    visible_positions,
+    layer_control,
+    matrix_views,
 )
 
 
@@ -23,12 +23,15 @@ class AttentionFigure:
             {"value": str(head), "label": f"head {head}"} for head in range(heads)
         ]
         return [
-            {"name": "layer", "label": "Layer", "type": "range", "min": 0, "max": layers - 1, "value": "0"},
+            layer_control(layers),
             {"name": "head", "label": "Head", "type": "select", "options": head_options, "value": "mean"},
-            {"name": "hide_special", "label": "Hide special tokens", "type": "checkbox", "value": ""},
+            HIDE_SPECIAL_CONTROL,
+            ROW_CONTROL,
         ]
 
-    def figure(self, tokens: list[str], encoding: dict, result: dict, view: dict[str, str]) -> FigureDict:
+    def figures(
+        self, tokens: list[str], encoding: dict, result: dict, view: dict[str, str]
+    ) -> dict[str, FigureDict]:
         weights = np.asarray(result["layers"])  # [layer, head, query, key]
         layer = int_choice(view, "layer", 0, weights.shape[0])
         head_raw = str(view.get("head", "mean"))
@@ -37,9 +40,12 @@ class AttentionFigure:
         else:
             head = int_choice(view, "head", 0, weights.shape[1])
             matrix, head_label = weights[layer, head], f"head {head}"
-        keep = visible_positions(encoding, bool_choice(view, "hide_special"))
-        matrix = matrix[np.ix_(keep, keep)]
-        labels = token_labels([tokens[i] for i in keep])
-        return matrix_heatmap(
-            np.round(matrix, 5).tolist(), labels, f"Attention, layer {layer}, {head_label}", "weight"
+        return matrix_views(
+            matrix,
+            tokens,
+            encoding,
+            view,
+            f"Attention, layer {layer}, {head_label}",
+            colorbar="weight",
+            renormalise=True,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any, Protocol
 
+import numpy as np
+
 from app.errors import InvalidInput
 
 FigureDict = dict[str, Any]
@@ -16,7 +18,24 @@ class FigureBuilder(Protocol):
 
     def controls(self, tokens: list[str], encoding: dict, result: dict) -> list[dict]: ...
 
-    def figure(self, tokens: list[str], encoding: dict, result: dict, view: dict[str, str]) -> FigureDict: ...
+    def figures(
+        self, tokens: list[str], encoding: dict, result: dict, view: dict[str, str]
+    ) -> dict[str, FigureDict]:
+        """``{"main": figure}`` plus ``"strip"`` (one query row over the sentence) when a row is chosen."""
+        ...
+
+
+HIDE_SPECIAL_CONTROL = {
+    "name": "hide_special",
+    "label": "Hide special tokens",
+    "type": "checkbox",
+    "value": "",
+}
+ROW_CONTROL = {"name": "row", "label": "Row", "type": "hidden", "value": ""}
+
+
+def layer_control(layers: int, label: str = "Layer") -> dict:
+    return {"name": "layer", "label": label, "type": "range", "min": 0, "max": layers - 1, "value": "0"}
 
 
 def token_labels(tokens: list[str]) -> list[str]:
@@ -45,6 +64,72 @@ def int_choice(view: dict[str, str], name: str, default: int, upper: int) -> int
 def bool_choice(view: dict[str, str], name: str) -> bool:
     """Parse a checkbox view control ('1', 'true', 'on' are true)."""
     return str(view.get(name, "")).lower() in {"1", "true", "on", "yes"}
+
+
+def matrix_views(
+    matrix: np.ndarray,
+    tokens: list[str],
+    encoding: dict,
+    view: dict[str, str],
+    title: str,
+    *,
+    colorbar: str,
+    renormalise: bool,
+) -> dict[str, FigureDict]:
+    """Heatmap of a [query, key] matrix, and the chosen row as a strip over the sentence.
+
+    Hiding special tokens drops their rows and columns; with ``renormalise`` the remaining rows are rescaled
+    to sum to 1 again (mixing shares are relative, so they are shares among the visible tokens).
+    """
+    hide = bool_choice(view, "hide_special")
+    keep = visible_positions(encoding, hide)
+    shown = matrix[np.ix_(keep, keep)]
+    if hide and renormalise:
+        sums = shown.sum(axis=-1, keepdims=True)
+        shown = shown / np.where(sums == 0, 1, sums)
+        title += " (special tokens hidden, rows renormalised)"
+    labels = token_labels([tokens[i] for i in keep])
+    main = matrix_heatmap(np.round(shown, 6).tolist(), labels, title, colorbar)
+    main["layout"]["meta"] = {"positions": keep}
+    figures = {"main": main}
+    row_raw = view.get("row", "")
+    if row_raw not in ("", None):
+        row = int_choice(view, "row", 0, len(tokens))
+        if row in keep:
+            values = shown[keep.index(row)]
+            figures["strip"] = strip_figure(
+                np.round(values, 6).tolist(),
+                labels,
+                f"Row of {labels[keep.index(row)]} (position {row}): what it draws on",
+            )
+    return figures
+
+
+def strip_figure(values: list[float], labels: list[str], title: str) -> FigureDict:
+    """One row of values as a colour strip, the tokens written in their cells."""
+    trace = {
+        "type": "heatmap",
+        "z": [values],
+        "x": list(range(len(values))),
+        "text": [labels],
+        "texttemplate": "%{text}",
+        "colorscale": "Blues",
+        "reversescale": True,
+        "zmin": 0.0,
+        "hovertemplate": "%{text}<br>value %{z:.4f}<extra></extra>",
+        "colorbar": {"thickness": 10},
+    }
+    return {
+        "data": [trace],
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "height": 160,
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        },
+        "config": download_config(title),
+    }
 
 
 def matrix_heatmap(

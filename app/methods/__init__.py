@@ -5,11 +5,15 @@ from __future__ import annotations
 from app.errors import UnknownMethod
 from app.methods.base import Method
 from app.methods.mixing.attention import Attention
+from app.methods.mixing.attention_norm import AttentionNorm
+from app.methods.mixing.attention_rollout import AttentionRollout
 from app.methods.mixing.value_zeroing import ValueZeroing
 
 METHODS: dict[str, Method] = {
     Attention.name: Attention(),
     ValueZeroing.name: ValueZeroing(),
+    AttentionRollout.name: AttentionRollout(),
+    AttentionNorm.name: AttentionNorm(),
 }
 
 

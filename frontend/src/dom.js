@@ -38,6 +38,20 @@ export function renderControls(container, controls, view, onChange) {
   for (const control of controls) {
     const id = `view-${control.name}`;
     let input;
+    if (control.type === "hidden") continue;
+    if (control.type === "tabs") {
+      const buttons = control.options.map((option) => {
+        const button = el("button", { type: "button", id: `${id}-${option.value}`, class: "tab", "data-value": option.value, text: option.label });
+        if (view[control.name] === option.value) button.classList.add("active");
+        button.addEventListener("click", () => {
+          for (const other of buttons) other.classList.toggle("active", other === button);
+          onChange(control.name, option.value);
+        });
+        return button;
+      });
+      container.append(el("div", { class: "control tabs", role: "tablist", id }, buttons));
+      continue;
+    }
     if (control.type === "range") {
       input = el("input", { id, type: "range", min: control.min, max: control.max, step: 1 });
       input.value = view[control.name];

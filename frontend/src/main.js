@@ -77,14 +77,20 @@ function setupResult(spec) {
   const analysis = spec.analysis;
   if (!analysis) return;
   const figureBox = document.getElementById("figure");
+  const stripBox = document.getElementById("strip");
   const view = initialView(spec.controls || [], queryToView(window.location.search));
   const status = document.getElementById("share-status");
+  const show = async (figures) => {
+    await draw(figureBox, figures.main);
+    if (figures.strip) await draw(stripBox, figures.strip);
+    else if (window.Plotly) window.Plotly.purge(stripBox);
+    figureBox.dataset.rendered = String(Number(figureBox.dataset.rendered || 0) + 1);
+  };
   const refresh = async () => {
     const query = viewToQuery(view);
     window.history.replaceState(null, "", `${analysis.url}${query}`);
     try {
-      const answer = await getFigure(analysis.id, query);
-      draw(figureBox, answer.figure);
+      await show((await getFigure(analysis.id, query)).figures);
       status.textContent = "";
     } catch (error) {
       status.textContent = error.message;
@@ -94,7 +100,17 @@ function setupResult(spec) {
     view[name] = value;
     refresh();
   });
-  if (spec.figure) draw(figureBox, spec.figure);
+  if (spec.figures) {
+    show(spec.figures).then(() => {
+      figureBox.on("plotly_click", (event) => {
+        const point = event.points && event.points[0];
+        const positions = (figureBox.layout.meta && figureBox.layout.meta.positions) || [];
+        if (!point || positions[point.y] === undefined || !("row" in view)) return;
+        view.row = String(positions[point.y]);
+        refresh();
+      });
+    });
+  }
   document.getElementById("share-button").addEventListener("click", async () => {
     const link = permalink(window.location.origin, analysis.url, view);
     try {

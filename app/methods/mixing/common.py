@@ -75,3 +75,30 @@ def clean_pass(loaded: LoadedModel, encoded: Encoded) -> CleanPass:
         values=[seen[f"v{layer}"][0] for layer in layers],
         attention_outputs=[seen[f"o{layer}"][0] for layer in layers],
     )
+
+
+# Upper bound on the floats materialised at once when looping over chunks of keys ([query, chunk, width]).
+CHUNK_ELEMENTS = 2**25
+
+
+def key_chunks(tokens: int, width: int) -> list[slice]:
+    """Slices of key positions such that [tokens, chunk, width] stays under ``CHUNK_ELEMENTS``."""
+    chunk = max(1, CHUNK_ELEMENTS // (tokens * width))
+    return [slice(start, start + chunk) for start in range(0, tokens, chunk)]
+
+
+def project_values(values: torch.Tensor, w_o: torch.Tensor, heads: int) -> torch.Tensor:
+    """``v_j^h W_O^h`` for every head and token: [head, token, hidden].
+
+    values [token, all_head] (value projection output, bias included); w_o [hidden, all_head]. This is what
+    token j adds, through head h, to another token's attention output per unit of attention weight.
+    """
+    tokens, all_head = values.shape
+    head_size = all_head // heads
+    per_head = values.view(tokens, heads, head_size)
+    return torch.einsum("jhk,dhk->hjd", per_head, w_o.view(w_o.shape[0], heads, head_size))
+
+
+def weighted_contributions(attention: torch.Tensor, projected: torch.Tensor, keys: slice) -> torch.Tensor:
+    """``sum_h A[h, i, j] v_j^h W_O^h`` for all queries i and the keys j in ``keys``: [query, chunk, hidden]."""
+    return torch.einsum("hij,hjd->ijd", attention[:, :, keys], projected[:, keys])

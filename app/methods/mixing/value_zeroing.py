@@ -24,13 +24,18 @@ import torch
 from torch import nn
 
 from app.methods.base import Kind, NoParams, Result
-from app.methods.mixing.common import MixingResult, clean_pass, mixing_result, normalise_rows
+from app.methods.mixing.common import (
+    MixingResult,
+    clean_pass,
+    key_chunks,
+    mixing_result,
+    normalise_rows,
+    project_values,
+    weighted_contributions,
+)
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
-
-# Upper bound on the floats of the feed-forward intermediate computed at once ([token, chunk, intermediate]).
-CHUNK_ELEMENTS = 2**25
 
 Tail = Callable[[torch.Tensor], torch.Tensor]
 
@@ -115,21 +120,13 @@ def _value_zeroing_layer(
     attention_output [token, hidden] = W_O context + b_O; w_o [hidden, all_head]; tail: the rest of the block,
     whose widest activation has ``intermediate_size`` features (it bounds the chunk of keys done at once).
     """
-    heads, tokens = attention.shape[0], x.shape[0]
-    head_size = values.shape[1] // heads
-    per_head = values.view(tokens, heads, head_size)
-    # projected[h, j] = v_j^h W_O^h: what value j of head h adds to an output per unit of attention
-    projected = torch.einsum("jhk,dhk->hjd", per_head, w_o.view(w_o.shape[0], heads, head_size))
+    tokens = x.shape[0]
+    projected = project_values(values, w_o, attention.shape[0])  # [head, key, hidden]
     pre_norm = attention_output + x  # [token, hidden]
     clean = tail(pre_norm)
-    chunk = max(1, CHUNK_ELEMENTS // (tokens * max(intermediate_size, x.shape[1])))
     scores = torch.empty(tokens, tokens, dtype=torch.float64, device=x.device)
-    for start in range(0, tokens, chunk):
-        keys = slice(start, start + chunk)
-        removed = torch.einsum(
-            "hij,hjd->ijd", attention[:, :, keys], projected[:, keys]
-        )  # [query, chunk, hidden]
-        zeroed = tail(pre_norm[:, None, :] - removed)
+    for keys in key_chunks(tokens, max(intermediate_size, x.shape[1])):
+        zeroed = tail(pre_norm[:, None, :] - weighted_contributions(attention, projected, keys))
         # cosines near 1: float64 keeps 1 - cos accurate (float32 resolves it only to ~6e-8)
         cosine = torch.nn.functional.cosine_similarity(zeroed.double(), clean[:, None, :].double(), dim=-1)
         scores[:, keys] = 1.0 - cosine
