@@ -30,7 +30,8 @@ def test_rollout_by_hand_on_uniform_attention(tmp_path):
     result = AttentionRollout().run(loaded, encoded, AttentionRollout.Params(), None)
     one_layer = np.full((4, 4), 0.125) + np.eye(4) * 0.5  # 0.5 * 1/4 + 0.5 * I
     np.testing.assert_allclose(result.layers[0], one_layer, atol=1e-6)
-    # two layers: diagonal 0.625^2 + 3 * 0.125^2 = 0.4375, off-diagonal 2 * 0.625 * 0.125 + 2 * 0.125^2 = 0.1875
+    # two layers: diagonal 0.625^2 + 3 * 0.125^2 = 0.4375,
+    # off-diagonal 2 * 0.625 * 0.125 + 2 * 0.125^2 = 0.1875
     two_layers = np.full((4, 4), 0.1875) + np.eye(4) * (0.4375 - 0.1875)
     np.testing.assert_allclose(result.rollout, two_layers, atol=1e-6)
 

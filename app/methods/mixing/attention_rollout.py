@@ -2,7 +2,8 @@
 
 Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020, https://arxiv.org/abs/2005.00928
 Per layer ``0.5 * A + 0.5 * I`` (A = attention averaged over heads), rows renormalised; rollout
-R_1 = Ã_1, R_l = Ã_l @ R_{l-1}. Output: ``layers`` [layer, query, key] (rows sum to 1), ``rollout`` [query, key].
+R_1 = Ã_1, R_l = Ã_l @ R_{l-1}.
+Output: ``layers`` [layer, query, key] (rows sum to 1), ``rollout`` [query, key].
 """
 
 from __future__ import annotations

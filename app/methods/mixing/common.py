@@ -100,5 +100,5 @@ def project_values(values: torch.Tensor, w_o: torch.Tensor, heads: int) -> torch
 
 
 def weighted_contributions(attention: torch.Tensor, projected: torch.Tensor, keys: slice) -> torch.Tensor:
-    """``sum_h A[h, i, j] v_j^h W_O^h`` for all queries i and the keys j in ``keys``: [query, chunk, hidden]."""
+    """``sum_h A[h, i, j] v_j^h W_O^h`` for all queries i and keys j in ``keys``: [query, chunk, hidden]."""
     return torch.einsum("hij,hjd->ijd", attention[:, :, keys], projected[:, keys])
