@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -135,6 +136,95 @@ def _print_summary(analysis: Any, cached: bool) -> None:
         shape = getattr(value, "shape", None)
         click.echo(f"result.{key}: {'array ' + 'x'.join(map(str, shape)) if shape is not None else value}")
     click.echo(f"stored as {analysis.id}: open {analysis.url} on the dashboard")
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Faithfulness evaluations (run here with a progress bar; the dashboard runs them as jobs)."""
+
+
+@eval_group.command("mixing")
+@click.option("--data", required=True, help="TSV/CSV (header row), JSONL or text file of sentences.")
+@click.option("--column", help="Text column (default: sentence, text, or the first).")
+@click.option("--limit", type=int, help="Use only the first N sentences.")
+@click.option("--methods", help="Comma-separated mixing methods (default: all, plus the random control).")
+@click.option(
+    "--row",
+    type=click.Choice(["auto", "cls", "mask", "mean"]),
+    default="auto",
+    help="Mixing row compared with blank-out (auto: [CLS], or [MASK] for masked-token targets).",
+)
+@click.option("--target", help="Target as JSON (default: the model's natural target).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--database-url", help="Store URL (default from settings).")
+def eval_mixing(
+    data: str,
+    column: str | None,
+    limit: int | None,
+    methods: str | None,
+    row: str,
+    target: str | None,
+    out: str | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+) -> None:
+    """Spearman's rho between each method's rolled-out mixing row and blank-out, per layer."""
+    from tqdm import tqdm
+
+    from app.jobs import execute, parse_params
+    from app.runner import Runner
+    from app.store.analyses import AnalysisStore
+    from app.store.db import make_engine
+    from app.store.records import RecordStore
+
+    settings = _settings(model=model, device=device, database_url=database_url)
+    raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
+    if methods:
+        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
+    try:
+        if target:
+            raw["target"] = json.loads(target)
+        params = parse_params("eval_mixing", raw)
+        engine = make_engine(settings.database_url)
+        runner = Runner(_load(settings), AnalysisStore(engine), settings)
+        with tqdm(unit="sentence", desc="eval mixing") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            evaluation = execute(runner, RecordStore(engine), "eval_mixing", params, progress)
+    except BertscopeError as exc:
+        _fail(exc)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
+    body = evaluation.to_json()
+    if out:
+        Path(out).write_text(json.dumps(body, indent=2), encoding="utf-8")
+    click.echo(format_mixing_table(evaluation.summary))
+    click.echo(f"stored as evaluation {evaluation.id}" + (f"; JSON written to {out}" if out else ""))
+
+
+def format_mixing_table(summary: dict) -> str:
+    """Markdown table: one row per method, mean ± std of Spearman's rho per layer."""
+    layers = summary["layers"]
+    lines = [
+        "| method | " + " | ".join(f"layer {layer}" for layer in range(layers)) + " |",
+        "| --- |" + " --- |" * layers,
+    ]
+    for method, stats in summary["summary"].items():
+        cells = [
+            "n/a" if mean is None else f"{mean:.3f} ± {std:.3f}"
+            for mean, std in zip(stats["mean"], stats["std"], strict=True)
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append(
+        f"({summary['sentences']} sentences, row {summary['row']}, skipped {summary['skipped'] or 'none'})"
+    )
+    return "\n".join(lines)
 
 
 @main.command("model")

@@ -13,16 +13,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
-from app.api import pages, routes
+from app.api import evaluations, pages, routes
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError
+from app.jobs import JobManager
 from app.modeling.loading import LoadedModel, load_model
 from app.runner import Runner
 from app.settings import Settings, get_settings
 from app.store.analyses import AnalysisStore
 from app.store.db import make_engine
+from app.store.records import RecordStore
 
 log = logging.getLogger("bertscope")
 
@@ -34,11 +36,14 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
-        store = AnalysisStore(make_engine(settings.database_url))
-        app.state.runner = Runner(model, store, settings)
+        engine = make_engine(settings.database_url)
+        runner = Runner(model, AnalysisStore(engine), settings)
+        app.state.jobs = JobManager(runner, RecordStore(engine))
+        app.state.jobs.start()
+        app.state.runner = runner
         log.info("bertscope ready: %s on %s", model.name, model.device)
         yield
-        store.engine.dispose()
+        engine.dispose()
 
     app = FastAPI(
         title="bertscope",
@@ -49,9 +54,11 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     )
     app.state.settings = settings
     app.state.runner = None
+    app.state.jobs = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
     app.include_router(routes.router)
+    app.include_router(evaluations.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
     return app

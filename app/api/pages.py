@@ -12,6 +12,8 @@ from app import __version__
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.figures import figure_builder
+from app.jobs import MIXING_METHODS
+from app.methods.evaluation.mixing_faithfulness import RANDOM
 from app.methods import METHODS
 from app.modeling.targets import available_targets
 
@@ -115,7 +117,10 @@ def probes_page(request: Request) -> HTMLResponse:
 
 @router.get("/evaluations", response_class=HTMLResponse)
 def evaluations_page(request: Request) -> HTMLResponse:
-    return render(request, "section.html", {"title": "Evaluations", "section": "evaluations"})
+    """Start faithfulness evaluations as jobs, follow their progress, plot stored results."""
+    get_runner(request)
+    spec = {"page": "evaluations", "methods": [*MIXING_METHODS, RANDOM]}
+    return render(request, "evaluations.html", {"spec": spec})
 
 
 @router.get("/vendor/plotly.min.js")

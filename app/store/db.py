@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, LargeBinary, String, Text, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Float, Integer, LargeBinary, String, Text, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -60,3 +60,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
 def create_tables(engine: Engine) -> None:
     """Create missing tables (idempotent)."""
     Base.metadata.create_all(engine)
+
+
+class EvaluationRow(Base):
+    """A finished evaluation (e.g. mixing faithfulness): its parameters and summary table."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)
+    summary: Mapped[dict] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+class JobRow(Base):
+    """Long work run in the background: status, progress and what it produced."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    params: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # queued running done failed cancelled
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))

@@ -1,6 +1,7 @@
 // Entry point of every page: wires the sentence form, the result view and the Share button.
 
 import { getFigure, postAnalysis } from "./api.js";
+import { setupEvaluations } from "./evaluations.js";
 import { renderControls, renderFields } from "./dom.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
 import { draw } from "./plot.js";
@@ -126,6 +127,10 @@ function setupResult(spec) {
 function boot() {
   const spec = readSpec();
   if (!spec) return;
+  if (spec.page === "evaluations") {
+    setupEvaluations();
+    return;
+  }
   if (document.getElementById("analysis-form")) setupForm(spec);
   setupResult(spec);
 }

@@ -1,7 +1,7 @@
 """Slow, obvious Value Zeroing references (Mohebbi et al., EACL 2023) to check the fast implementation.
 
 ``per_layer``: as the published code does, re-run layer l once per zeroed token j (L x N layer calls).
-``full_forward``: run the whole model once per token j, every layer zeroing v_j on its clean input.
+``full_forward``: run the whole model once per zeroed (layer, token) and read that layer's output.
 """
 
 from __future__ import annotations
@@ -47,37 +47,23 @@ def per_layer(loaded: LoadedModel, encoded: Encoded) -> torch.Tensor:
 
 @torch.no_grad()
 def full_forward(loaded: LoadedModel, encoded: Encoded) -> torch.Tensor:
-    """The same scores from N whole-model passes: each layer gets its clean input and zeroes v_j."""
+    """The same scores from L x N whole-model passes: for layer l and token j, run the model with v_j zeroed
+    in layer l only and read layer l's output (layers below l are untouched, so its input is the clean one)."""
     model, adapter = loaded.model, loaded.adapter
     encoder = adapter.encoder(model)
     clean = encoder(**encoded.model_inputs(), output_hidden_states=True).hidden_states
     layers, tokens = loaded.num_layers, encoded.length
     scores = torch.zeros(layers, tokens, tokens, dtype=torch.float64)
-    blocks = [adapter.block(model, layer) for layer in range(layers)]
-    for position in range(tokens):
-        zero = _zero_position(position)
-        # every block restarts from its clean input and hands its clean output on
-        restore = {blocks[layer]: (lambda _out, layer=layer: clean[layer + 1]) for layer in range(layers)}
-        values = {adapter.value_projection(model, layer): zero for layer in range(layers)}
-        with (
-            patch(values),
-            capture({f"b{layer}": blocks[layer] for layer in range(layers)}) as seen,
-            patch(restore),
-        ):
-            handles = [
-                block.register_forward_pre_hook(lambda _m, args, layer=layer: (clean[layer], *args[1:]))
-                for layer, block in enumerate(blocks)
-            ]
-            try:
+    for layer in range(layers):
+        block = adapter.block(model, layer)
+        for position in range(tokens):
+            with (
+                patch({adapter.value_projection(model, layer): _zero_position(position)}),
+                capture({"out": block}) as seen,
+            ):
                 encoder(**encoded.model_inputs())
-            finally:
-                for handle in handles:
-                    handle.remove()
-        for layer in range(layers):
-            zeroed = seen[f"b{layer}"][0]
-            scores[layer, :, position] = 1 - torch.cosine_similarity(
-                zeroed.double(), clean[layer + 1][0].double(), dim=-1
-            )
+            cosine = torch.cosine_similarity(seen["out"][0].double(), clean[layer + 1][0].double(), dim=-1)
+            scores[layer, :, position] = 1 - cosine
     return scores
 
 

@@ -1,0 +1,75 @@
+"""Jobs (long work in the background) and the evaluations they produce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.deps import ModelNotReady
+from app.api.responses import NumpyJSONResponse
+from app.figures.evaluation import evaluation_figure
+from app.jobs import JOB_KINDS, JobManager
+
+router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(examples=["eval_mixing"])
+    params: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"data": "../shared/data/sst2/dev.tsv", "limit": 200}]
+    )
+
+
+def get_jobs(request: Request) -> JobManager:
+    jobs = request.app.state.jobs
+    if jobs is None:
+        raise ModelNotReady("The server is still starting; try again in a few seconds.")
+    return jobs
+
+
+@router.get("/jobs/kinds")
+def job_kinds() -> dict[str, Any]:
+    """Every job kind with the JSON schema of its params."""
+    return {name: kind.params.model_json_schema() for name, kind in JOB_KINDS.items()}
+
+
+@router.post("/jobs", status_code=202)
+def submit_job(body: JobRequest, jobs: JobManager = Depends(get_jobs)) -> NumpyJSONResponse:
+    """Queue a job; poll ``GET /api/jobs/{id}`` for progress."""
+    return NumpyJSONResponse(jobs.submit(body.kind, body.params).to_json(), status_code=202)
+
+
+@router.get("/jobs")
+def list_jobs(jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
+    return [job.to_json() for job in jobs.records.jobs()]
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
+    return jobs.records.job(job_id).to_json()
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
+    """Ask a queued or running job to stop; nothing partial is stored."""
+    return jobs.cancel(job_id).to_json()
+
+
+@router.get("/evaluations")
+def list_evaluations(kind: str | None = None, jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
+    return [evaluation.to_json() for evaluation in jobs.records.evaluations(kind)]
+
+
+@router.get("/evaluations/{evaluation_id}")
+def get_evaluation(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
+    return jobs.records.evaluation(evaluation_id).to_json()
+
+
+@router.get("/evaluations/{evaluation_id}/figure")
+def get_evaluation_figure(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
+    """Plotly figure of an evaluation (mixing: Spearman's rho per layer, one line per method)."""
+    evaluation = jobs.records.evaluation(evaluation_id)
+    return {"figure": evaluation_figure(evaluation.kind, evaluation.summary, evaluation.model_name)}

@@ -1,0 +1,186 @@
+"""Long work in the background: one worker thread, progress in the store, cancellable, crash-consistent.
+
+A job's result (an evaluation) is written in the same transaction that marks the job done, so a crash or
+a cancellation mid-way leaves no partial result; jobs left running by a dead process are marked failed at
+the next start and can simply be submitted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.errors import BertscopeError, InvalidInput, NotFound
+from app.methods import METHODS
+from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
+from app.methods.evaluation.texts import read_texts
+from app.modeling.targets import TargetSpec
+from app.runner import Runner, format_validation_error
+from app.store.records import Evaluation, Job, RecordStore, new_evaluation
+
+log = logging.getLogger("bertscope.jobs")
+MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+class EvalMixingParams(BaseModel):
+    """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
+    column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
+    methods: list[str] = Field(default_factory=lambda: [*MIXING_METHODS, RANDOM], min_length=1)
+    row: Row = "auto"
+    target: TargetSpec | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        valid = [*MIXING_METHODS, RANDOM]
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValueError(f"unknown mixing method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return names
+
+
+@dataclass
+class JobKind:
+    params: type[BaseModel]
+    run: Callable[[Runner, BaseModel, Callable[[int, int], None]], tuple[str, dict]]
+
+
+def run_eval_mixing(
+    runner: Runner, params: EvalMixingParams, progress: Callable[[int, int], None]
+) -> tuple[str, dict]:
+    """Run the mixing faithfulness evaluation; returns (evaluation kind, summary)."""
+    texts = read_texts(params.data, params.column, params.limit)
+    methods = {name: METHODS.get(name) for name in params.methods}
+    evaluation = evaluate_mixing(
+        runner.loaded,
+        texts,
+        methods,
+        params.target,
+        row=params.row,
+        max_tokens=runner.max_tokens,
+        model_lock=runner.lock,
+        progress=progress,
+    )
+    return "mixing", evaluation.summary()
+
+
+JOB_KINDS: dict[str, JobKind] = {"eval_mixing": JobKind(EvalMixingParams, run_eval_mixing)}
+
+
+def parse_params(kind: str, params: dict[str, Any]) -> BaseModel:
+    """Validate a job's params; unknown kinds and bad params are clear 4xx errors."""
+    if kind not in JOB_KINDS:
+        raise NotFound(f"Unknown job kind {kind!r}. Valid kinds: {', '.join(JOB_KINDS)}.")
+    try:
+        return JOB_KINDS[kind].params.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidInput(format_validation_error(exc, prefix="params.")) from None
+
+
+def execute(
+    runner: Runner,
+    records: RecordStore,
+    kind: str,
+    params: BaseModel,
+    progress: Callable[[int, int], None],
+    job_id: str | None = None,
+) -> Evaluation:
+    """Run one job to the end and store its evaluation (and the job's completion, when it is a job)."""
+    evaluation_kind, summary = JOB_KINDS[kind].run(runner, params, progress)
+    evaluation = new_evaluation(
+        evaluation_kind, runner.loaded.describe(), params.model_dump(mode="json"), summary, job_id
+    )
+    if job_id is None:
+        return records.save_evaluation(evaluation)
+    records.finish_job(job_id, evaluation)
+    return evaluation
+
+
+class JobManager:
+    """Queue of jobs run one at a time by a daemon thread; progress is written at most every half second."""
+
+    def __init__(self, runner: Runner, records: RecordStore) -> None:
+        self.runner = runner
+        self.records = records
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._cancel: dict[str, threading.Event] = {}
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        interrupted = self.records.fail_interrupted_jobs()
+        if interrupted:
+            log.warning("%d job(s) interrupted by the last shutdown were marked failed", interrupted)
+        self._thread = threading.Thread(target=self._work, name="bertscope-jobs", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, params: dict[str, Any]) -> Job:
+        parsed = parse_params(kind, params)
+        job = self.records.create_job(kind, parsed.model_dump(mode="json"))
+        with self._lock:
+            self._cancel[job.id] = threading.Event()
+        self._queue.put(job.id)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.records.job(job_id)
+        if job.status in ("queued", "running"):
+            with self._lock:
+                event = self._cancel.get(job_id)
+            if event is not None:
+                event.set()
+            if job.status == "queued" or event is None:
+                self.records.update_job(job_id, status="cancelled", message="cancelled")
+        return self.records.job(job_id)
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            try:
+                self._run(job_id)
+            except Exception:  # the worker must survive anything a job does
+                log.exception("job %s crashed", job_id)
+            finally:
+                with self._lock:
+                    self._cancel.pop(job_id, None)
+
+    def _run(self, job_id: str) -> None:
+        job = self.records.job(job_id)
+        event = self._cancel.get(job_id) or threading.Event()
+        if job.status != "queued" or event.is_set():
+            return
+        self.records.update_job(job_id, status="running", message="starting")
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if event.is_set():
+                raise JobCancelled
+            now = time.monotonic()
+            if now - last[0] > 0.5 or done == total:
+                last[0] = now
+                self.records.update_job(job_id, progress=done / max(total, 1), message=f"{done}/{total}")
+
+        try:
+            execute(self.runner, self.records, job.kind, parse_params(job.kind, job.params), progress, job_id)
+        except JobCancelled:
+            self.records.update_job(job_id, status="cancelled", message="cancelled")
+        except BertscopeError as exc:
+            self.records.update_job(job_id, status="failed", message=exc.message)
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            self.records.update_job(job_id, status="failed", message=f"{exc.__class__.__name__}: {exc}")

@@ -1,0 +1,1 @@
+"""Evaluations: faithfulness of analyses measured against the model's own behaviour."""

@@ -1,0 +1,54 @@
+"""Read the texts of an evaluation data file: TSV/CSV with a named column, JSONL, or one text per line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from app.errors import InvalidInput
+
+
+def read_texts(path: str | Path, column: str | None = None, limit: int | None = None) -> list[str]:
+    """The first ``limit`` non-empty texts of ``path``.
+
+    ``.tsv``/``.csv`` need a header row (``column`` defaults to ``sentence``, then ``text``, then the
+    first column; quotes are not special in TSV); ``.jsonl`` reads ``column`` (default ``sentence`` or
+    ``text``) of each object; anything else is one text per line.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"Data file {str(path)!r} does not exist.")
+    suffix = file.suffix.lower()
+    if suffix in {".tsv", ".csv"}:
+        texts = _table_texts(file, column, "\t" if suffix == ".tsv" else ",")
+    elif suffix == ".jsonl":
+        texts = _jsonl_texts(file, column)
+    else:
+        texts = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    texts = [text for text in texts if text and text.strip()]
+    if not texts:
+        raise InvalidInput(f"Data file {str(path)!r} holds no texts.")
+    return texts[:limit] if limit else texts
+
+
+def _pick_column(columns: list[str], column: str | None, path: Path) -> str:
+    if column is not None:
+        if column not in columns:
+            raise InvalidInput(f"Column {column!r} is not in {path.name}; columns: {', '.join(columns)}.")
+        return column
+    return next((name for name in ("sentence", "text") if name in columns), columns[0])
+
+
+def _table_texts(path: Path, column: str | None, delimiter: str) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
+        name = _pick_column(list(reader.fieldnames or []), column, path)
+        return [row.get(name) or "" for row in reader]
+
+
+def _jsonl_texts(path: Path, column: str | None) -> list[str]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    name = _pick_column(list(rows[0]) if rows else [], column, path)
+    return [str(row.get(name, "")) for row in rows]
