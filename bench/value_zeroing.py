@@ -13,6 +13,7 @@ import argparse
 import platform
 import statistics
 import time
+from functools import partial
 
 import torch
 from transformers import BertConfig, BertModel
@@ -75,15 +76,15 @@ def main() -> None:
         f"model {loaded.name} ({loaded.num_layers} layers, hidden {loaded.hidden_size}) on {args.device}: "
         f"{machine}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
-    print(
-        f"{'N':>5} {'ours ms':>10} {'per-layer ms':>13} {'full-fwd ms':>12} {'x per-layer':>12} {'x full-fwd':>11}"
-    )
+    columns = ["N", "ours ms", "per-layer ms", "full-fwd ms", "x per-layer", "x full-fwd"]
+    widths = [5, 10, 13, 12, 12, 11]
+    print(" ".join(f"{name:>{width}}" for name, width in zip(columns, widths, strict=True)))
     for size in [int(value) for value in args.sizes.split(",")]:
         encoded = sentence_of(loaded, size)
         method.run(loaded, encoded, method.Params(), None)  # warm-up
-        ours = median_seconds(lambda: method.run(loaded, encoded, method.Params(), None), args.repeats)
-        per_layer = median_seconds(lambda: reference.per_layer(loaded, encoded), args.reference_repeats)
-        full = median_seconds(lambda: reference.full_forward(loaded, encoded), args.reference_repeats)
+        ours = median_seconds(partial(method.run, loaded, encoded, method.Params(), None), args.repeats)
+        per_layer = median_seconds(partial(reference.per_layer, loaded, encoded), args.reference_repeats)
+        full = median_seconds(partial(reference.full_forward, loaded, encoded), args.reference_repeats)
         print(
             f"{size:>5} {ours * 1e3:>10.1f} {per_layer * 1e3:>13.1f} {full * 1e3:>12.1f} "
             f"{per_layer / ours:>11.1f}x {full / ours:>10.1f}x"

@@ -13,8 +13,8 @@ from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.figures import figure_builder
 from app.jobs import MIXING_METHODS
-from app.methods.evaluation.mixing_faithfulness import RANDOM
 from app.methods import METHODS
+from app.methods.evaluation.mixing_faithfulness import RANDOM
 from app.modeling.targets import available_targets
 
 router = APIRouter(include_in_schema=False)

@@ -47,8 +47,10 @@ def per_layer(loaded: LoadedModel, encoded: Encoded) -> torch.Tensor:
 
 @torch.no_grad()
 def full_forward(loaded: LoadedModel, encoded: Encoded) -> torch.Tensor:
-    """The same scores from L x N whole-model passes: for layer l and token j, run the model with v_j zeroed
-    in layer l only and read layer l's output (layers below l are untouched, so its input is the clean one)."""
+    """The same scores from L x N whole-model passes.
+
+    For layer l and token j, run the model with v_j zeroed in layer l only and read layer l's output
+    (layers below l are untouched, so its input is the clean one)."""
     model, adapter = loaded.model, loaded.adapter
     encoder = adapter.encoder(model)
     clean = encoder(**encoded.model_inputs(), output_hidden_states=True).hidden_states
