@@ -204,3 +204,36 @@ def test_mixing_methods_through_the_api(client, method):
     np.testing.assert_allclose(np.array(hidden["data"][0]["z"]).sum(-1), 1, atol=1e-4)
     assert hidden["layout"]["meta"]["positions"] == list(range(1, n - 1))
     _assert_error(client.get(url, params={"view": "sideways"}), 422, "invalid_input", "rollout")
+
+
+def test_compare_side_by_side(client):
+    ids = [_post(client, method=m).json()["id"] for m in ("value_zeroing", "attention_norm", "attention")]
+    joined = ",".join(ids)
+    answer = client.get(f"/api/compare/{joined}/figure", params={"scale": "own", "layer": 1}).json()
+    figure = answer["figures"]["main"]
+    assert [trace["name"] for trace in figure["data"]] == ["value_zeroing", "attention_norm", "attention"]
+    assert {trace["coloraxis"] for trace in figure["data"]} == {"coloraxis", "coloraxis2", "coloraxis3"}
+    shared = client.get(f"/api/compare/{joined}/figure", params={"view": "rollout", "layer": 1}).json()
+    shared = shared["figures"]["main"]
+    assert {trace["coloraxis"] for trace in shared["data"]} == {"coloraxis"}
+    vz = client.get(f"/api/analyses/{ids[0]}").json()["result"]
+    np.testing.assert_allclose(shared["data"][0]["z"], vz["rollout"], atol=1e-4)
+    page = client.get(f"/compare/{joined}")
+    assert page.status_code == 200 and "Context mixing side by side" in page.text
+
+
+def test_compare_refuses_bad_sets(client):
+    a = _post(client, method="value_zeroing").json()["id"]
+    b = _post(client, method="attention_norm", text="a dog").json()["id"]
+    _assert_error(client.get(f"/api/compare/{a},{b}/figure"), 422, "invalid_input", "same sentence")
+    _assert_error(client.get(f"/api/compare/{a}/figure"), 422, "invalid_input", "2 to 4")
+    _assert_error(client.get(f"/api/compare/{a},nope/figure"), 404, "not_found")
+    _assert_error(client.get(f"/api/compare/{a},{a}/figure", params={"scale": "wild"}), 422, "invalid_input")
+
+
+def test_result_can_be_left_out(client):
+    body = client.post(
+        "/api/analyses?include_result=false", json={"method": "attention", "text": SENTENCE}
+    ).json()
+    assert "result" not in body and body["tokens"][0] == "[CLS]"
+    assert "result" in client.get(f"/api/analyses/{body['id']}").json()

@@ -118,6 +118,88 @@ def test_unknown_permalink_shows_an_error_page(server, page):
     assert "No stored analysis" in page.inner_text("#page-error")
 
 
+def _rendered(page) -> int:
+    return int(page.eval_on_selector("#figure", "(el) => Number(el.dataset.rendered || 0)"))
+
+
+def _wait_rerender(page, before: int) -> None:
+    page.wait_for_function(f"Number(document.getElementById('figure').dataset.rendered || 0) > {before}")
+
+
+def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page):
+    page.goto(server + "/")
+    page.fill("#text", "The keys to the cabinet are on the table.")
+    page.select_option("#method", "value_zeroing")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    assert _figure_title(page) == "Value Zeroing, layer 0"
+    before = _rendered(page)
+    page.click("#view-view-rollout")
+    _wait_rerender(page, before)
+    page.eval_on_selector("#view-layer", "(el) => { el.value = '5'; el.dispatchEvent(new Event('change')); }")
+    _wait_for_title(page, "rollout of layers 0-5")
+    rows = page.evaluate("document.getElementById('figure').data[0].z")
+    assert all(abs(sum(row) - 1) < 1e-3 for row in rows)
+    # clicking a cell shows its query row as a strip over the sentence
+    box = page.locator("#figure .nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.wait_for_selector("#strip .main-svg")
+    assert page.evaluate("document.getElementById('strip').layout.title.text").startswith("Row of")
+    assert "row=" in page.url and "view=rollout" in page.url
+    page.click("#compare-button")
+    page.wait_for_url("**/compare/*")
+    page.wait_for_selector("#figure .main-svg")
+    names = page.evaluate("document.getElementById('figure').data.map((t) => t.name)")
+    assert names == ["value_zeroing", "attention", "attention_rollout", "attention_norm"]
+    before = _rendered(page)
+    page.select_option("#view-scale", "own")
+    _wait_rerender(page, before)
+    assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 4
+    page.click("#share-button")
+    page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
+    link = page.eval_on_selector("#share-status", "(el) => el.dataset.link")
+    other = browser.new_context().new_page()
+    other.goto(link)
+    other.wait_for_selector("#figure .main-svg")
+    assert other.input_value("#view-scale") == "own"
+    assert page.errors == []
+
+
+def test_long_input_stays_responsive(server, page):
+    text = " ".join(["the", "cat", "sat", "on", "a", "mat"] * 84)  # 506 tokens
+    page.goto(server + "/")
+    page.fill("#text", text)
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*", timeout=120_000)
+    page.wait_for_selector("#figure .main-svg", timeout=60_000)
+    assert len(page.evaluate("document.getElementById('figure').data[0].z")) == 506
+    before = _rendered(page)
+    page.check("#view-hide_special")
+    _wait_rerender(page, before)
+    assert page.evaluate("document.getElementById('figure').layout.xaxis.ticktext[0]") != "[CLS]"
+    assert page.evaluate("1 + 1") == 2  # the page still answers scripts
+    assert page.errors == []
+
+
+def test_evaluation_job_from_the_page(server, page, tmp_path):
+    data = tmp_path / "sentences.txt"
+    data.write_text("a fine film .\nthe plot is thin but the cast is great .\nnot worth the ticket .\n")
+    page.goto(server + "/evaluations")
+    page.fill("#eval-data", str(data))
+    page.fill("#eval-limit", "3")
+    page.click("#eval-start")
+    page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
+    page.wait_for_selector("#evaluation-figure .main-svg")
+    assert page.locator("#evaluation-table tbody tr").count() == 5
+    assert "value_zeroing" in page.inner_text("#evaluation-table")
+    page.fill("#eval-data", str(tmp_path / "missing.tsv"))
+    page.click("#eval-start")
+    page.wait_for_selector("#jobs-table tr[data-status='failed']", timeout=60_000)
+    assert "does not exist" in page.inner_text("#jobs-table")
+    assert page.errors == []
+
+
 @pytest.mark.parametrize("path", ["/about", "/neurons", "/probes", "/evaluations"])
 def test_every_page_renders_with_navigation(server, page, path):
     page.goto(server + path)

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from app import __version__
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
+from app.api.routes import compared_analyses, get_compare_figure
 from app.figures import figure_builder
 from app.jobs import MIXING_METHODS
 from app.methods import METHODS
@@ -95,6 +96,25 @@ def analysis_page(analysis_id: str, request: Request) -> HTMLResponse:
     """The share link: reopens a stored analysis exactly, view controls included (query string)."""
     spec = _sentence_spec(request, analysis_id)
     return render(request, "sentence.html", {"spec": spec, "analysis": spec["analysis"]})
+
+
+@router.get("/compare/{ids}", response_class=HTMLResponse)
+def compare_page(ids: str, request: Request) -> HTMLResponse:
+    """Mixing methods side by side for one sentence; the link reopens the same view."""
+    runner = get_runner(request)
+    analyses = compared_analyses(ids, runner)
+    answer = get_compare_figure(ids, request, runner)
+    first = analyses[0]
+    spec = {
+        "page": "compare",
+        "url": f"/compare/{ids}",
+        "figure_url": f"/api/compare/{ids}/figure",
+        "controls": answer["controls"],
+        "figures": answer["figures"],
+        "analyses": [{"id": a.id, "method": a.method, "url": a.url} for a in analyses],
+    }
+    context = {"spec": spec, "text": first.text, "text_pair": first.text_pair, "analyses": spec["analyses"]}
+    return render(request, "compare.html", context)
 
 
 @router.get("/about", response_class=HTMLResponse)

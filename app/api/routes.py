@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from app.api.deps import get_runner
 from app.api.responses import NumpyJSONResponse
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.figures import figure_builder
+from app.figures.compare import compare_controls, compare_figure
 from app.methods import METHODS
 from app.methods.base import Method
 from app.modeling.targets import available_targets
 from app.runner import AnalysisRequest, Runner, analysis_json
+from app.store.analyses import StoredAnalysis
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -98,10 +100,17 @@ def get_method_info(name: str) -> dict[str, Any]:
 
 
 @router.post("/analyses", status_code=201, responses={201: {"model": AnalysisOut}, **ERRORS})
-def create_analysis(body: AnalysisRequest, runner: Runner = Depends(get_runner)) -> NumpyJSONResponse:
+def create_analysis(
+    body: AnalysisRequest,
+    runner: Runner = Depends(get_runner),
+    include_result: bool = Query(True, description="false: leave out `result` (large for long inputs)."),
+) -> NumpyJSONResponse:
     """Run a method on a text (or sentence pair) and store it; identical requests come from the cache."""
     analysis, cached = runner.analyze(body)
-    return NumpyJSONResponse(analysis_json(analysis, cached=cached), status_code=201)
+    answer = analysis_json(analysis, cached=cached)
+    if not include_result:
+        answer.pop("result")
+    return NumpyJSONResponse(answer, status_code=201)
 
 
 @router.get("/analyses/{analysis_id}", responses={200: {"model": AnalysisOut}, **ERRORS})
@@ -120,4 +129,39 @@ def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(get_
     return {
         "controls": builder.controls(analysis.tokens, analysis.encoding, analysis.result),
         "figures": builder.figures(analysis.tokens, analysis.encoding, analysis.result, view),
+    }
+
+
+MAX_COMPARED = 4
+
+
+def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
+    """2 to 4 stored mixing analyses of the same input by the same weights (comma-separated ids)."""
+    wanted = [part for part in ids.split(",") if part]
+    if not 2 <= len(wanted) <= MAX_COMPARED:
+        raise InvalidInput(f"Compare needs 2 to {MAX_COMPARED} analysis ids separated by commas.")
+    analyses = [runner.store.get(analysis_id) for analysis_id in wanted]
+    first = analyses[0]
+    for analysis in analyses:
+        if METHODS.get(analysis.method) is None or METHODS[analysis.method].kind != "mixing":
+            raise InvalidInput(
+                f"Analysis {analysis.id} ({analysis.method}) is not a context-mixing analysis."
+            )
+        same_input = (analysis.tokens, analysis.text_pair) == (first.tokens, first.text_pair)
+        if not same_input or analysis.model["revision"] != first.model["revision"]:
+            raise InvalidInput("Compared analyses must be of the same sentence by the same model weights.")
+    return analyses
+
+
+@router.get("/compare/{ids}/figure", responses=ERRORS)
+def get_compare_figure(ids: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """Several mixing analyses of one sentence side by side (``scale=shared|own``, ``view``, ``layer``)."""
+    analyses = compared_analyses(ids, runner)
+    layers = min(len(a.result["layers"]) for a in analyses)
+    entries = [(a.method, a.result) for a in analyses]
+    view = dict(request.query_params)
+    first = analyses[0]
+    return {
+        "controls": compare_controls(layers),
+        "figures": {"main": compare_figure(entries, first.tokens, first.encoding, view, layers)},
     }

@@ -30,14 +30,14 @@ async function request(url, options) {
 
 /** POST /api/analyses. */
 export function postAnalysis(payload) {
-  return request("/api/analyses", {
+  return request("/api/analyses?include_result=false", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(payload),
   });
 }
 
-/** GET the figure of one view of a stored analysis. */
-export function getFigure(id, query) {
-  return request(`/api/analyses/${encodeURIComponent(id)}/figure${query}`);
+/** GET the figures of one view (``figureUrl`` is an analysis or a comparison figure route). */
+export function getFigure(figureUrl, query) {
+  return request(`${figureUrl}${query}`);
 }

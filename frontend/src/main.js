@@ -2,7 +2,7 @@
 
 import { getFigure, postAnalysis } from "./api.js";
 import { setupEvaluations } from "./evaluations.js";
-import { renderControls, renderFields } from "./dom.js";
+import { el, renderControls, renderFields } from "./dom.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
 import { draw } from "./plot.js";
 import { readInputs, renderTarget } from "./target.js";
@@ -74,35 +74,34 @@ function setupForm(spec) {
   });
 }
 
-function setupResult(spec) {
-  const analysis = spec.analysis;
-  if (!analysis) return;
+/** Controls + figures of one result view; the view lives in the URL query so links reopen it. */
+function setupFigureView({ url, figureUrl, controls, figures }) {
   const figureBox = document.getElementById("figure");
   const stripBox = document.getElementById("strip");
-  const view = initialView(spec.controls || [], queryToView(window.location.search));
+  const view = initialView(controls || [], queryToView(window.location.search));
   const status = document.getElementById("share-status");
-  const show = async (figures) => {
-    await draw(figureBox, figures.main);
-    if (figures.strip) await draw(stripBox, figures.strip);
-    else if (window.Plotly) window.Plotly.purge(stripBox);
+  const show = async (answer) => {
+    await draw(figureBox, answer.main);
+    if (stripBox && answer.strip) await draw(stripBox, answer.strip);
+    else if (stripBox && window.Plotly) window.Plotly.purge(stripBox);
     figureBox.dataset.rendered = String(Number(figureBox.dataset.rendered || 0) + 1);
   };
   const refresh = async () => {
     const query = viewToQuery(view);
-    window.history.replaceState(null, "", `${analysis.url}${query}`);
+    window.history.replaceState(null, "", `${url}${query}`);
     try {
-      await show((await getFigure(analysis.id, query)).figures);
+      await show((await getFigure(figureUrl, query)).figures);
       status.textContent = "";
     } catch (error) {
       status.textContent = error.message;
     }
   };
-  renderControls(document.getElementById("controls"), spec.controls || [], view, (name, value) => {
+  renderControls(document.getElementById("controls"), controls || [], view, (name, value) => {
     view[name] = value;
     refresh();
   });
-  if (spec.figures) {
-    show(spec.figures).then(() => {
+  if (figures) {
+    show(figures).then(() => {
       figureBox.on("plotly_click", (event) => {
         const point = event.points && event.points[0];
         const positions = (figureBox.layout.meta && figureBox.layout.meta.positions) || [];
@@ -113,7 +112,7 @@ function setupResult(spec) {
     });
   }
   document.getElementById("share-button").addEventListener("click", async () => {
-    const link = permalink(window.location.origin, analysis.url, view);
+    const link = permalink(window.location.origin, url, view);
     try {
       await navigator.clipboard.writeText(link);
       status.textContent = `Link copied: ${link}`;
@@ -124,6 +123,39 @@ function setupResult(spec) {
   });
 }
 
+/** On a mixing analysis: run other mixing methods on the same input and open them side by side. */
+function setupCompare(spec) {
+  const analysis = spec.analysis;
+  const box = document.getElementById("compare-box");
+  const current = spec.methods.find((m) => m.name === analysis.method);
+  if (!box || !current || current.kind !== "mixing") return;
+  const others = spec.methods.filter((m) => m.kind === "mixing" && m.name !== analysis.method);
+  const checks = others.map((m) => el("label", { class: "inline" }, [el("input", { type: "checkbox", value: m.name, checked: true }), m.name]));
+  const button = el("button", { type: "button", id: "compare-button", text: "Compare side by side" });
+  const note = el("span", { class: "hint", role: "status" });
+  box.replaceChildren(el("span", { class: "hint", text: "Compare with:" }), ...checks, button, note);
+  box.hidden = false;
+  button.addEventListener("click", async () => {
+    const chosen = checks.map((label) => label.querySelector("input")).filter((input) => input.checked).map((input) => input.value).slice(0, 3);
+    if (!chosen.length) {
+      note.textContent = "Pick at least one method.";
+      return;
+    }
+    button.disabled = true;
+    note.textContent = "running…";
+    try {
+      const ids = [analysis.id];
+      for (const method of chosen) {
+        ids.push((await postAnalysis({ method, text: analysis.text, text_pair: analysis.text_pair, params: {}, target: null })).id);
+      }
+      window.location.assign(`/compare/${ids.join(",")}`);
+    } catch (error) {
+      note.textContent = error.message;
+      button.disabled = false;
+    }
+  });
+}
+
 function boot() {
   const spec = readSpec();
   if (!spec) return;
@@ -131,8 +163,16 @@ function boot() {
     setupEvaluations();
     return;
   }
+  if (spec.page === "compare") {
+    setupFigureView({ url: spec.url, figureUrl: spec.figure_url, controls: spec.controls, figures: spec.figures });
+    return;
+  }
   if (document.getElementById("analysis-form")) setupForm(spec);
-  setupResult(spec);
+  if (spec.analysis) {
+    const { id, url } = spec.analysis;
+    setupFigureView({ url, figureUrl: `/api/analyses/${encodeURIComponent(id)}/figure`, controls: spec.controls, figures: spec.figures });
+    setupCompare(spec);
+  }
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
