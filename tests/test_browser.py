@@ -191,7 +191,7 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
     page.wait_for_selector("#evaluation-figure .main-svg")
-    assert page.locator("#evaluation-table tbody tr").count() == 5
+    assert page.locator("#evaluation-table tbody tr").count() == 6
     assert "value_zeroing" in page.inner_text("#evaluation-table")
     page.fill("#eval-data", str(tmp_path / "missing.tsv"))
     page.click("#eval-start")

@@ -89,11 +89,12 @@ def test_job_runs_and_stores_an_evaluation(client, data_file):
         "attention",
         "value_zeroing",
         "attention_rollout",
+        "alti",
         "attention_norm",
         "random",
     }
     figure = client.get(f"/api/evaluations/{job['result_id']}/figure").json()["figure"]
-    assert len(figure["data"]) == 5 and figure["data"][0]["type"] == "scatter"
+    assert len(figure["data"]) == 6 and figure["data"][0]["type"] == "scatter"
     assert [e["id"] for e in client.get("/api/evaluations?kind=mixing").json()] == [job["result_id"]]
 
 

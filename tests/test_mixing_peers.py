@@ -87,3 +87,60 @@ def test_attention_norm_is_zero_when_values_are_zero(tmp_path):
         loaded, encode(loaded.tokenizer, "a cat", max_tokens=64), AttentionNorm.Params(), None
     )
     assert np.all(result.raw == 0) and np.all(result.layers == 0)  # all-zero rows stay zero, no NaN
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_alti_decomposition_is_exact(tmp_path, architecture):
+    """sum_j T_i(x_j) + (b_O and beta terms) equals the real output of the attention block's LayerNorm."""
+    from app.methods.mixing.alti import token_decomposition
+    from app.methods.mixing.common import clean_pass
+
+    loaded = tiny_loaded(tmp_path, architecture)
+    encoded = encode(
+        loaded.tokenizer, "the cat sat on the mat", max_tokens=64, token_types=loaded.uses_token_types
+    )
+    clean = clean_pass(loaded, encoded)
+    model, adapter = loaded.model, loaded.adapter
+    for layer in range(2):
+        norm = adapter.attention_layer_norm(model, layer)
+        dense = adapter.attention_output_projection(model, layer)
+        x, out = clean.inputs[layer], clean.attention_outputs[layer]
+        parts = token_decomposition(
+            x, clean.attentions[layer], clean.values[layer], out, dense.weight, norm, slice(0, encoded.length)
+        )
+        pre = (out + x).double()
+        sigma = torch.sqrt(pre.var(-1, unbiased=False, keepdim=True) + norm.eps)
+        bias = (
+            dense.bias.double() - dense.bias.double().mean()
+        ) * norm.weight.double() / sigma + norm.bias.double()
+        torch.testing.assert_close(parts.sum(dim=1) + bias, norm(out + x).double(), atol=1e-5, rtol=1e-5)
+
+
+def test_alti_contributions_match_an_explicit_loop(tmp_path):
+    from app.methods.mixing.alti import Alti, token_decomposition
+    from app.methods.mixing.common import clean_pass
+
+    loaded = tiny_loaded(tmp_path, "bert")
+    encoded = encode(loaded.tokenizer, "the dog was good", max_tokens=64)
+    result = Alti().run(loaded, encoded, Alti.Params(), None)
+    clean = clean_pass(loaded, encoded)
+    model, adapter = loaded.model, loaded.adapter
+    norm = adapter.attention_layer_norm(model, 0)
+    x, out = clean.inputs[0], clean.attention_outputs[0]
+    y = norm(out + x).double()
+    n = encoded.length
+    expected = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            t = token_decomposition(
+                x,
+                clean.attentions[0],
+                clean.values[0],
+                out,
+                adapter.attention_output_projection(model, 0).weight,
+                norm,
+                slice(j, j + 1),
+            )[i, 0]
+            expected[i, j] = max(0.0, float(y[i].abs().sum() - (y[i] - t).abs().sum()))
+    np.testing.assert_allclose(result.raw[0], expected, atol=1e-5)
+    np.testing.assert_allclose(result.layers.sum(-1), 1.0, atol=1e-5)

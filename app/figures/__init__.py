@@ -16,6 +16,7 @@ FIGURES: dict[str, FigureBuilder] = {
     "value_zeroing": MixingFigure("Value Zeroing"),
     "attention_rollout": MixingFigure("Attention rollout"),
     "attention_norm": MixingFigure("Attention norm"),
+    "alti": MixingFigure("ALTI"),
 }
 
 

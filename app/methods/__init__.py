@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.errors import UnknownMethod
 from app.methods.base import Method
+from app.methods.mixing.alti import Alti
 from app.methods.mixing.attention import Attention
 from app.methods.mixing.attention_norm import AttentionNorm
 from app.methods.mixing.attention_rollout import AttentionRollout
@@ -14,6 +15,7 @@ METHODS: dict[str, Method] = {
     ValueZeroing.name: ValueZeroing(),
     AttentionRollout.name: AttentionRollout(),
     AttentionNorm.name: AttentionNorm(),
+    Alti.name: Alti(),
 }
 
 
