@@ -20,53 +20,33 @@ from typing import ClassVar
 
 import torch
 
-from app.methods.base import Kind, NoParams, Result
 from app.methods.mixing.common import (
-    MixingResult,
-    clean_pass,
+    CleanPass,
+    LayerwiseMixing,
     key_chunks,
-    mixing_result,
-    normalise_rows,
     project_values,
     weighted_contributions,
 )
-from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import BoundTarget
 
 
-class Alti:
+class Alti(LayerwiseMixing):
     """ALTI token-to-token contributions through the attention block, with their rollout."""
 
     name: ClassVar[str] = "alti"
-    kind: ClassVar[Kind] = "mixing"
-    version: ClassVar[int] = 1
     title: ClassVar[str] = "ALTI"
     citation: ClassVar[str] = "Ferrando, Gállego & Costa-jussà, EMNLP 2022"
-    needs_target: ClassVar[bool] = False
-    Params: ClassVar[type[NoParams]] = NoParams
-    result_type: ClassVar[type[Result]] = MixingResult
 
-    @torch.no_grad()
-    def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
-    ) -> MixingResult:
-        clean = clean_pass(loaded, encoded)
+    def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         model, adapter = loaded.model, loaded.adapter
-        raw = torch.stack(
-            [
-                _alti_layer(
-                    clean.inputs[layer],
-                    clean.attentions[layer],
-                    clean.values[layer],
-                    clean.attention_outputs[layer],
-                    adapter.attention_output_projection(model, layer).weight,
-                    adapter.attention_layer_norm(model, layer),
-                )
-                for layer in range(loaded.num_layers)
-            ]
+        return _alti_layer(
+            clean.inputs[layer],
+            clean.attentions[layer],
+            clean.values[layer],
+            clean.attention_outputs[layer],
+            adapter.attention_output_projection(model, layer).weight,
+            adapter.attention_layer_norm(model, layer),
         )
-        return mixing_result(normalise_rows(raw), raw)
 
 
 def token_decomposition(

@@ -14,49 +14,26 @@ from typing import ClassVar
 
 import torch
 
-from app.methods.base import Kind, NoParams, Result
 from app.methods.mixing.common import (
-    MixingResult,
-    clean_pass,
+    CleanPass,
+    LayerwiseMixing,
     key_chunks,
-    mixing_result,
-    normalise_rows,
     project_values,
     weighted_contributions,
 )
-from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import BoundTarget
 
 
-class AttentionNorm:
+class AttentionNorm(LayerwiseMixing):
     """Norm-based context mixing ||alpha f(x)|| summed over heads (Kobayashi et al. 2020)."""
 
     name: ClassVar[str] = "attention_norm"
-    kind: ClassVar[Kind] = "mixing"
-    version: ClassVar[int] = 1
     title: ClassVar[str] = "Attention norm ‖αf(x)‖"
     citation: ClassVar[str] = "Kobayashi, Kuribayashi, Yokoi & Inui, EMNLP 2020"
-    needs_target: ClassVar[bool] = False
-    Params: ClassVar[type[NoParams]] = NoParams
-    result_type: ClassVar[type[Result]] = MixingResult
 
-    @torch.no_grad()
-    def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
-    ) -> MixingResult:
-        clean = clean_pass(loaded, encoded)
-        raw = torch.stack(
-            [
-                _attention_norm_layer(
-                    clean.attentions[layer],
-                    clean.values[layer],
-                    loaded.adapter.attention_output_projection(loaded.model, layer).weight,
-                )
-                for layer in range(loaded.num_layers)
-            ]
-        )
-        return mixing_result(normalise_rows(raw), raw)
+    def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
+        w_o = loaded.adapter.attention_output_projection(loaded.model, layer).weight
+        return _attention_norm_layer(clean.attentions[layer], clean.values[layer], w_o)
 
 
 def _attention_norm_layer(attention: torch.Tensor, values: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:

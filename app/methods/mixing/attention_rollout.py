@@ -12,24 +12,19 @@ from typing import ClassVar
 
 import torch
 
-from app.methods.base import Kind, NoParams, Result
-from app.methods.mixing.common import MixingResult, mixing_result, normalise_rows
+from app.methods.base import NoParams
+from app.methods.mixing.common import LayerwiseMixing, MixingResult, mixing_result, normalise_rows
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
 
 
-class AttentionRollout:
+class AttentionRollout(LayerwiseMixing):
     """Attention rollout with the identity term for the residual connection."""
 
     name: ClassVar[str] = "attention_rollout"
-    kind: ClassVar[Kind] = "mixing"
-    version: ClassVar[int] = 1
     title: ClassVar[str] = "Attention rollout"
     citation: ClassVar[str] = "Abnar & Zuidema, ACL 2020"
-    needs_target: ClassVar[bool] = False
-    Params: ClassVar[type[NoParams]] = NoParams
-    result_type: ClassVar[type[Result]] = MixingResult
 
     @torch.no_grad()
     def run(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from app.methods.base import Result, as_numpy
+from app.methods.base import Kind, NoParams, Result, as_numpy
 from app.modeling.encoding import Encoded
 from app.modeling.hooks import capture
 from app.modeling.loading import LoadedModel
+from app.modeling.targets import BoundTarget
 
 
 @dataclass
@@ -102,3 +104,29 @@ def project_values(values: torch.Tensor, w_o: torch.Tensor, heads: int) -> torch
 def weighted_contributions(attention: torch.Tensor, projected: torch.Tensor, keys: slice) -> torch.Tensor:
     """``sum_h A[h, i, j] v_j^h W_O^h`` for all queries i and keys j in ``keys``: [query, chunk, hidden]."""
     return torch.einsum("hij,hjd->ijd", attention[:, :, keys], projected[:, keys])
+
+
+class LayerwiseMixing:
+    """Base of mixing methods that score every (query, key) pair of each layer from one clean pass.
+
+    Subclasses set ``name``, ``title`` and ``citation`` and implement ``layer_scores``; ``run`` stacks the
+    layers, normalises rows and rolls them out.
+    """
+
+    kind: ClassVar[Kind] = "mixing"
+    version: ClassVar[int] = 1
+    needs_target: ClassVar[bool] = False
+    Params: ClassVar[type[NoParams]] = NoParams
+    result_type: ClassVar[type[Result]] = MixingResult
+
+    def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
+        """Unnormalised, non-negative scores [query, key] of one layer."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def run(
+        self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
+    ) -> MixingResult:
+        clean = clean_pass(loaded, encoded)
+        raw = torch.stack([self.layer_scores(loaded, clean, layer) for layer in range(loaded.num_layers)])
+        return mixing_result(normalise_rows(raw), raw)

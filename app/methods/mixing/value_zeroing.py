@@ -23,55 +23,37 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from app.methods.base import Kind, NoParams, Result
 from app.methods.mixing.common import (
-    MixingResult,
-    clean_pass,
+    CleanPass,
+    LayerwiseMixing,
     key_chunks,
-    mixing_result,
-    normalise_rows,
     project_values,
     weighted_contributions,
 )
-from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import BoundTarget
 
 Tail = Callable[[torch.Tensor], torch.Tensor]
 
 
-class ValueZeroing:
+class ValueZeroing(LayerwiseMixing):
     """Value Zeroing context mixing for every layer, with its rollout."""
 
     name: ClassVar[str] = "value_zeroing"
-    kind: ClassVar[Kind] = "mixing"
-    version: ClassVar[int] = 1
     title: ClassVar[str] = "Value Zeroing"
     citation: ClassVar[str] = "Mohebbi, Zuidema, Chrupała & Alishahi, EACL 2023"
-    needs_target: ClassVar[bool] = False
-    Params: ClassVar[type[NoParams]] = NoParams
-    result_type: ClassVar[type[Result]] = MixingResult
 
-    @torch.no_grad()
-    def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
-    ) -> MixingResult:
-        clean = clean_pass(loaded, encoded)
-        raw = torch.stack(
-            [
-                _value_zeroing_layer(
-                    clean.inputs[layer],
-                    clean.attentions[layer],
-                    clean.values[layer],
-                    clean.attention_outputs[layer],
-                    loaded.adapter.attention_output_projection(loaded.model, layer).weight,
-                    (tail := layer_tail(loaded, layer)),
-                    tail.intermediate_size,
-                )
-                for layer in range(loaded.num_layers)
-            ]
-        )  # [layer, query, key]
-        return mixing_result(normalise_rows(raw), raw)
+    def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
+        tail = layer_tail(loaded, layer)
+        w_o = loaded.adapter.attention_output_projection(loaded.model, layer).weight
+        return _value_zeroing_layer(
+            clean.inputs[layer],
+            clean.attentions[layer],
+            clean.values[layer],
+            clean.attention_outputs[layer],
+            w_o,
+            tail,
+            tail.intermediate_size,
+        )
 
 
 @dataclass
