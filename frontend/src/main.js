@@ -4,6 +4,7 @@ import { getFigure, postAnalysis } from "./api.js";
 import { setupEvaluations } from "./evaluations.js";
 import { el, renderControls, renderFields } from "./dom.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
+import { hoverText } from "./hover.js";
 import { draw } from "./plot.js";
 import { readInputs, renderTarget } from "./target.js";
 import { initialView, permalink, queryToView, viewToQuery } from "./view.js";
@@ -102,6 +103,11 @@ function setupFigureView({ url, figureUrl, controls, figures }) {
   });
   if (figures) {
     show(figures).then(() => {
+      const info = document.getElementById("hover-info");
+      figureBox.on("plotly_hover", (event) => {
+        const point = event.points && event.points[0];
+        if (info && point) info.textContent = hoverText(point);
+      });
       figureBox.on("plotly_click", (event) => {
         const point = event.points && event.points[0];
         const positions = (figureBox.layout.meta && figureBox.layout.meta.positions) || [];

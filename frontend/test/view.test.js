@@ -25,3 +25,10 @@ test("queryToView inverts viewToQuery", () => {
   const view = { head: "3", layer: "4" };
   assert.deepEqual(queryToView(viewToQuery(view)), view);
 });
+
+test("hoverText names both tokens from the axis labels", async () => {
+  globalThis.document = undefined;
+  const { hoverText } = await import("../src/hover.js");
+  const point = { x: 1, y: 0, z: 0.123456, xaxis: { ticktext: ["[CLS]", "cat"] }, yaxis: { ticktext: ["[CLS]", "cat"] } };
+  assert.equal(hoverText(point), "query [CLS] (0) → key cat (1): 0.1235");
+});
