@@ -8,6 +8,7 @@ import torch
 from app.methods import METHODS
 from app.modeling.encoding import encode
 from app.modeling.hooks import capture, leftover_hooks, patch
+from app.modeling.targets import bind_target
 
 
 def test_capture_removes_hooks_after_exception(tiny_bert):
@@ -43,19 +44,27 @@ def test_patch_removes_hooks_when_forward_raises(tiny_bert):
     assert leftover_hooks(tiny_bert.model) == []
 
 
+def _target(loaded, method, encoded):
+    return bind_target(loaded, None, encoded) if method.needs_target else None
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_no_hook_left_after_any_method(tiny_bert, name):
     method = METHODS[name]
     encoded = encode(tiny_bert.tokenizer, "the cat sat on the mat .", max_tokens=64)
-    method.run(tiny_bert, encoded, method.Params(), None)
+    blocks = list(tiny_bert.adapter.block_list(tiny_bert.model))
+    method.run(tiny_bert, encoded, method.Params(), _target(tiny_bert, method, encoded))
     assert leftover_hooks(tiny_bert.model) == []
+    assert list(tiny_bert.adapter.block_list(tiny_bert.model)) == blocks  # no block left swapped out
+    assert all(parameter.grad is None for parameter in tiny_bert.model.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_no_hook_left_after_a_method_raises(tiny_bert, name):
     method = METHODS[name]
     encoded = encode(tiny_bert.tokenizer, "the cat sat on the mat .", max_tokens=64)
+    target = _target(tiny_bert, method, encoded)
     encoded.input_ids = encoded.input_ids.float()  # the embedding lookup fails mid-method
     with pytest.raises(RuntimeError):
-        method.run(tiny_bert, encoded, method.Params(), None)
+        method.run(tiny_bert, encoded, method.Params(), target)
     assert leftover_hooks(tiny_bert.model) == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from app.errors import UnknownMethod
+from app.methods.attribution.gradients import GradientXInput, IntegratedGradientsMethod, SaliencyMethod
+from app.methods.attribution.iba import InformationBottleneck
+from app.methods.attribution.perturbation import LimeMethod, OcclusionMethod
 from app.methods.base import Method
 from app.methods.mixing.alti import Alti
 from app.methods.mixing.attention import Attention
@@ -16,6 +19,12 @@ METHODS: dict[str, Method] = {
     AttentionRollout.name: AttentionRollout(),
     AttentionNorm.name: AttentionNorm(),
     Alti.name: Alti(),
+    InformationBottleneck.name: InformationBottleneck(),
+    IntegratedGradientsMethod.name: IntegratedGradientsMethod(),
+    GradientXInput.name: GradientXInput(),
+    SaliencyMethod.name: SaliencyMethod(),
+    LimeMethod.name: LimeMethod(),
+    OcclusionMethod.name: OcclusionMethod(),
 }
 
 

@@ -6,6 +6,8 @@ architecture means adding one entry to ``ADAPTERS``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import nn
@@ -48,6 +50,18 @@ class ModelAdapter:
 
     def _in_block(self, model: nn.Module, layer: int, path: str) -> nn.Module:
         return self.block(model, layer).get_submodule(path)
+
+    @contextmanager
+    def blocks_replaced(self, model: nn.Module, blocks: list[nn.Module]) -> Iterator[None]:
+        """Run the encoder over ``blocks`` instead of its own block list while the block runs."""
+        parent_path, _, attribute = self.blocks_path.rpartition(".")
+        parent = self.encoder(model).get_submodule(parent_path) if parent_path else self.encoder(model)
+        original = getattr(parent, attribute)
+        setattr(parent, attribute, nn.ModuleList(blocks))
+        try:
+            yield
+        finally:
+            setattr(parent, attribute, original)
 
     def embedding_module(self, model: nn.Module) -> nn.Module:
         return self.encoder(model).get_submodule(self.embeddings_path)

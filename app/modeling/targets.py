@@ -47,6 +47,9 @@ class ZeroShotTarget(BaseModel):
     )
     template: str = Field("This review is {}.", max_length=500)
     label: str | None = None
+    temperature: float = Field(
+        0.05, gt=0, le=10, description="Probabilities are softmax(cosine / temperature) over the labels."
+    )
 
 
 TargetSpec = Annotated[ClassificationTarget | MaskedTokenTarget | ZeroShotTarget, Field(discriminator="kind")]
@@ -80,12 +83,32 @@ class BoundTarget:
         pooled = torch.nn.functional.normalize(mean_pool(hidden, inputs["attention_mask"]), dim=-1)
         return pooled @ self.label_embeddings.T
 
+    def logits(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Scores as softmax logits, [batch, label]: zero-shot cosines are divided by the temperature."""
+        scores = self.scores(**inputs)
+        return scores / self.spec.temperature if isinstance(self.spec, ZeroShotTarget) else scores
+
     def describe(self) -> dict:
         return {
             "kind": self.spec.kind,
             "label": self.labels[self.index],
             "index": self.index,
             "position": self.position,
+        }
+
+    @torch.no_grad()
+    def prediction(self, **inputs: torch.Tensor) -> dict:
+        """The explained label's score and probability, and the predicted label, for one input."""
+        scores = self.scores(**inputs)[0]
+        logits = scores / self.spec.temperature if isinstance(self.spec, ZeroShotTarget) else scores
+        probabilities = torch.softmax(logits.double(), dim=-1)
+        predicted = int(probabilities.argmax())
+        return {
+            **self.describe(),
+            "score": float(scores[self.index]),
+            "probability": float(probabilities[self.index]),
+            "predicted": self.labels[predicted],
+            "predicted_probability": float(probabilities[predicted]),
         }
 
 

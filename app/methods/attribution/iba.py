@@ -1,0 +1,179 @@
+"""Information Bottleneck Attribution (IBA) for transformers.
+
+Jiang, Tang, Xin & Lin, "Inserting Information Bottlenecks for Attribution in Transformers", Findings of
+EMNLP 2020, https://aclanthology.org/2020.findings-emnlp.343/ — the per-sample bottleneck of Schulz, Sixt,
+Tombari & Landgraf, "Restricting the Flow: Information Bottlenecks for Attribution", ICLR 2020,
+https://arxiv.org/abs/2001.00396, inserted after one encoder block.
+
+With R the output of block ``layer`` ([token, hidden]), mask logits alpha ([token, hidden], initialised
+at 5) and lambda = sigmoid(alpha): Z = lambda * R + (1 - lambda) * eps, eps ~ N(mu, sigma^2).
+Loss = cross-entropy of the explained label + beta * mean KL capacity, where the capacity per element is
+KL(N(lambda (R - mu)/sigma, (1 - lambda)^2) || N(0, 1)). Only alpha is optimised (Adam); model weights are
+frozen, the blocks below the bottleneck run once, the noise samples of a step run as one batch, and the noise
+comes from a seeded generator (deterministic). Token attribution = capacity summed over the hidden
+dimension (nats), taken from the last forward pass, as in the published code.
+
+Estimators of mu and sigma:
+* ``sentence`` (the published IBA code, default): mu = the sentence's own input to the bottleneck block,
+  sigma = sqrt(1e-5) ~= 0.003 for every element. The noise is then the block's input, so the bottleneck
+  decides, token by token and feature by feature, whether the block's update is let through.
+* ``dataset`` (Schulz et al.): mu and sigma per hidden feature, estimated over the tokens of a corpus (the
+  sample corpus shipped with bertscope), sigma at least 0.01.
+Output: ``scores`` [token]; with ``sweep`` also ``layers`` [layer, token] (one optimisation per block).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from app.errors import InvalidInput
+from app.methods.attribution.common import AttributionMethod
+from app.modeling.encoding import Encoded
+from app.modeling.loading import LoadedModel
+from app.modeling.targets import BoundTarget
+
+SENTENCE_SIGMA = 1e-5**0.5  # the published estimator's std after a single sample (sqrt of its eps)
+DATASET_MIN_SIGMA = 0.01
+SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_corpus.txt"
+
+
+class IbaParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: int | None = Field(
+        None, ge=0, description="Block after which the bottleneck sits (default: 8 of 12, scaled by depth)."
+    )
+    beta: float = Field(1e-5, ge=0, le=10, description="Weight of the information (capacity) term.")
+    steps: int = Field(10, ge=1, le=200, description="Adam steps on alpha.")
+    lr: float = Field(1.0, gt=0, le=100, description="Adam learning rate.")
+    samples: int = Field(10, ge=1, le=256, description="Noise samples per step (one batch).")
+    alpha_init: float = Field(5.0, ge=-20, le=20, description="Initial mask logit (sigmoid(5) = 0.993).")
+    estimator: Literal["sentence", "dataset"] = "sentence"
+    sweep: bool = Field(False, description="Also run the bottleneck after every block (per-layer picture).")
+    seed: int = Field(0, description="Seed of the noise.")
+
+
+class Injector(nn.Module):
+    """Stands in for the blocks below the bottleneck: returns the bottleneck output Z, whatever it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: torch.Tensor | None = None
+
+    def forward(self, hidden_states: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return self.value
+
+
+def default_layer(layers: int) -> int:
+    """The published layer index 8 of 12 blocks, scaled to this depth."""
+    return min(layers - 1, max(0, round(8 * layers / 12)))
+
+
+class InformationBottleneck(AttributionMethod):
+    """Information Bottleneck Attribution after one encoder block, optionally swept over all blocks."""
+
+    name: ClassVar[str] = "iba"
+    title: ClassVar[str] = "Information Bottleneck Attribution"
+    citation: ClassVar[str] = "Jiang, Tang, Xin & Lin, Findings of EMNLP 2020"
+    Params: ClassVar[type[BaseModel]] = IbaParams
+    signed: ClassVar[bool] = False
+
+    def attribute(
+        self, loaded: LoadedModel, encoded: Encoded, params: IbaParams, target: BoundTarget
+    ) -> tuple[torch.Tensor, dict]:
+        layers = loaded.num_layers
+        layer = default_layer(layers) if params.layer is None else params.layer
+        if layer >= layers:
+            raise InvalidInput(f"params.layer must be below {layers} (this model has {layers} blocks).")
+        with torch.no_grad():
+            hidden = loaded.adapter.encoder(loaded.model)(**encoded.model_inputs(), output_hidden_states=True)
+            hidden = [state.detach() for state in hidden.hidden_states]
+        positions = range(layers) if params.sweep else [layer]
+        capacities = {
+            position: bottleneck_capacity(loaded, encoded, target, hidden, position, params)
+            for position in positions
+        }
+        extra = {"layers": torch.stack([capacities[p] for p in positions])} if params.sweep else {}
+        return capacities[layer], extra
+
+
+def bottleneck_capacity(
+    loaded: LoadedModel,
+    encoded: Encoded,
+    target: BoundTarget,
+    hidden: list[torch.Tensor],
+    layer: int,
+    params: IbaParams,
+) -> torch.Tensor:
+    """Capacity per token [token] of a bottleneck optimised after block ``layer``."""
+    signal = hidden[layer + 1]  # [1, token, hidden]: output of block `layer`
+    if params.estimator == "sentence":
+        mean, std = hidden[layer], torch.full_like(signal, SENTENCE_SIGMA)
+    else:
+        mean, std = dataset_statistics(loaded, layer + 1)
+    normalised = (signal - mean) / std
+    alpha = torch.full_like(signal, params.alpha_init).requires_grad_(True)
+    optimiser = torch.optim.Adam([alpha], lr=params.lr)
+    generator = torch.Generator(device=signal.device).manual_seed(params.seed)
+    injector = Injector()
+    blocks = [loaded.adapter.block(loaded.model, i) for i in range(layer + 1, loaded.num_layers)]
+    batch = {name: t.expand(params.samples, *t.shape[1:]) for name, t in encoded.model_inputs().items()}
+    labels = torch.full((params.samples,), target.index, device=signal.device)
+    with loaded.adapter.blocks_replaced(loaded.model, [injector, *blocks]), torch.enable_grad():
+        for _ in range(params.steps):
+            keep = torch.sigmoid(alpha)
+            log_var = -2.0 * F.softplus(alpha)  # log (1 - sigmoid(alpha))^2, stable for large alpha
+            mu = keep * normalised
+            capacity = -0.5 * (1.0 + log_var - mu**2 - log_var.exp())  # KL to N(0, 1), per element
+            noise = torch.randn(
+                (params.samples, *signal.shape[1:]), generator=generator, device=signal.device
+            )
+            injector.value = (mu + torch.exp(0.5 * log_var.clamp(-10, 10)) * noise) * std + mean
+            loss = F.cross_entropy(target.logits(**batch), labels) + params.beta * capacity.mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return capacity.detach()[0].sum(dim=-1)
+
+
+_STATISTICS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # weights revision -> (mean, std)
+
+
+def dataset_statistics(loaded: LoadedModel, hidden_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std [hidden] of hidden state ``hidden_index`` over the sample corpus tokens."""
+    if loaded.revision not in _STATISTICS:
+        _STATISTICS[loaded.revision] = _corpus_statistics(loaded)
+    means, stds = _STATISTICS[loaded.revision]
+    return means[hidden_index].to(loaded.device), stds[hidden_index].to(loaded.device)
+
+
+def _corpus_statistics(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    sentences = [line for line in SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    total, squares, count = None, None, 0
+    with torch.no_grad():
+        for start in range(0, len(sentences), 32):
+            batch = loaded.tokenizer(
+                sentences[start : start + 32],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            ).to(loaded.device)
+            if not loaded.uses_token_types:
+                batch.pop("token_type_ids", None)
+            states = torch.stack(
+                loaded.adapter.encoder(loaded.model)(**batch, output_hidden_states=True).hidden_states
+            ).double()  # [layer, batch, token, hidden]
+            mask = batch["attention_mask"].bool()
+            tokens = states[:, mask]  # [layer, tokens, hidden]
+            total = tokens.sum(1) if total is None else total + tokens.sum(1)
+            squares = (tokens**2).sum(1) if squares is None else squares + (tokens**2).sum(1)
+            count += tokens.shape[1]
+    mean = total / count
+    std = torch.sqrt((squares / count - mean**2).clamp_min(0)).clamp_min(DATASET_MIN_SIGMA)
+    return mean.float(), std.float()
