@@ -59,7 +59,9 @@ class AttributionMethod:
             raise TargetNotAvailable("Attribution needs a target (what prediction to explain).")
         scores, extra = self.attribute(loaded, encoded, params, target)
         prediction = target.prediction(**encoded.model_inputs())
-        extra = {key: as_numpy(value) if isinstance(value, torch.Tensor) else value for key, value in extra.items()}
+        extra = {
+            key: as_numpy(value) if isinstance(value, torch.Tensor) else value for key, value in extra.items()
+        }
         return AttributionResult(scores=as_numpy(scores), signed=self.signed, prediction=prediction, **extra)
 
 
