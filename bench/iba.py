@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from app.methods.attribution.iba import SAMPLE_CORPUS, IbaParams, InformationBottleneck
+from app.methods.attribution.iba import SAMPLE_CORPUS, IbaParams, InformationBottleneck, default_layer
 from app.methods.evaluation.texts import read_texts
 from app.modeling.encoding import encode
 from app.modeling.loading import EMBEDDED, load_model
@@ -61,8 +61,9 @@ def main() -> None:
         agreement.append(spearmanr(ours, reference.cpu().numpy()).statistic)
     ours_median, reference_median = statistics.median(ours_times), statistics.median(reference_times)
     print(
-        f"IBA on {loaded.name} ({args.device}, {torch.get_num_threads()} threads), {len(texts)} sentences "
-        f"from {Path(args.data).name}, layer {loaded.num_layers * 8 // 12}, {params.steps} steps x {params.samples} samples"
+        f"IBA on {loaded.name} ({args.device}, {torch.get_num_threads()} threads), {len(texts)} sentences from "
+        f"{Path(args.data).name}, layer {default_layer(loaded.num_layers)}, {params.steps} steps x "
+        f"{params.samples} samples"
     )
     print(f"ours      median {ours_median * 1e3:8.1f} ms/sentence")
     print(f"reference median {reference_median * 1e3:8.1f} ms/sentence")
