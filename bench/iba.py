@@ -61,7 +61,8 @@ def main() -> None:
         agreement.append(spearmanr(ours, reference.cpu().numpy()).statistic)
     ours_median, reference_median = statistics.median(ours_times), statistics.median(reference_times)
     print(
-        f"IBA on {loaded.name} ({args.device}, {torch.get_num_threads()} threads), {len(texts)} sentences from "
+        f"IBA on {loaded.name} ({args.device}, {torch.get_num_threads()} threads), "
+        f"{len(texts)} sentences from "
         f"{Path(args.data).name}, layer {default_layer(loaded.num_layers)}, {params.steps} steps x "
         f"{params.samples} samples"
     )
