@@ -95,7 +95,9 @@ class Runner:
             method=method.name,
             method_version=method.version,
             params=params_json,
-            target=None if target is None else target.describe(),
+            target=None
+            if target is None
+            else {**target.describe(), "spec": target.spec.model_dump(mode="json")},
             text=request.text,
             text_pair=request.text_pair,
             tokens=encoded.tokens,

@@ -226,7 +226,7 @@ def test_compare_refuses_bad_sets(client):
     a = _post(client, method="value_zeroing").json()["id"]
     b = _post(client, method="attention_norm", text="a dog").json()["id"]
     _assert_error(client.get(f"/api/compare/{a},{b}/figure"), 422, "invalid_input", "same sentence")
-    _assert_error(client.get(f"/api/compare/{a}/figure"), 422, "invalid_input", "2 to 4")
+    _assert_error(client.get(f"/api/compare/{a}/figure"), 422, "invalid_input", "2 to 6")
     _assert_error(client.get(f"/api/compare/{a},nope/figure"), 404, "not_found")
     _assert_error(client.get(f"/api/compare/{a},{a}/figure", params={"scale": "wild"}), 422, "invalid_input")
 
@@ -237,3 +237,65 @@ def test_result_can_be_left_out(client):
     ).json()
     assert "result" not in body and body["tokens"][0] == "[CLS]"
     assert "result" in client.get(f"/api/analyses/{body['id']}").json()
+
+
+ZERO_SHOT = {"kind": "zero_shot", "labels": ["good", "bad"], "template": "it was {} ."}
+
+
+def test_attribution_through_the_api(client):
+    body = _post(client, method="iba", text="a good movie", target=ZERO_SHOT, params={"sweep": True}).json()
+    result = body["result"]
+    assert len(result["scores"]) == len(body["tokens"]) and np.array(result["layers"]).shape == (2, 5)
+    assert body["target"]["spec"]["labels"] == ["good", "bad"] and result["prediction"]["label"] in (
+        "good",
+        "bad",
+    )
+    answer = client.get(f"/api/analyses/{body['id']}/figure").json()
+    assert set(answer["figures"]) == {"main", "aux"}
+    grid = answer["figures"]["main"]["data"][0]
+    assert grid["text"][0][:3] == ["a", "good", "movie"]  # special tokens hidden by default
+    shown = client.get(f"/api/analyses/{body['id']}/figure", params={"hide_special": "0"}).json()
+    assert shown["figures"]["main"]["data"][0]["text"][0][0] == "[CLS]"
+
+
+def test_word_merge_sums_word_pieces(client):
+    body = _post(client, method="occlusion", text="the cats sat", target=ZERO_SHOT).json()
+    assert body["tokens"] == ["[CLS]", "the", "cat", "##s", "sat", "[SEP]"]
+    merged = client.get(
+        f"/api/analyses/{body['id']}/figure", params={"merge": "1", "hide_special": "1"}
+    ).json()
+    grid = merged["figures"]["main"]["data"][0]
+    assert grid["text"][0][:3] == ["the", "cats", "sat"]
+    scores = body["result"]["scores"]
+    assert grid["z"][0][1] == pytest.approx(scores[2] + scores[3], abs=1e-5)
+
+
+def test_signed_methods_use_a_diverging_scale(client):
+    signed = _post(client, method="gradient_x_input", text="a good movie", target=ZERO_SHOT).json()
+    unsigned = _post(client, method="saliency", text="a good movie", target=ZERO_SHOT).json()
+    main = client.get(f"/api/analyses/{signed['id']}/figure").json()["figures"]["main"]["data"][0]
+    assert main["colorscale"] == "RdBu" and main["zmin"] == -main["zmax"]
+    main = client.get(f"/api/analyses/{unsigned['id']}/figure").json()["figures"]["main"]["data"][0]
+    assert main["colorscale"] == "Reds" and main["zmin"] == 0
+
+
+def test_attribution_methods_stacked_with_agreement(client):
+    ids = [
+        _post(client, method=m, text="a good movie", target=ZERO_SHOT).json()["id"]
+        for m in ("iba", "occlusion", "integrated_gradients")
+    ]
+    answer = client.get(f"/api/compare/{','.join(ids)}/figure").json()
+    assert answer["figures"]["main"]["data"][0]["y"] == ["iba", "occlusion", "integrated_gradients"]
+    agreement = np.array(answer["figures"]["aux"]["data"][0]["z"])
+    assert agreement.shape == (3, 3) and np.allclose(np.diag(agreement), 1)
+    mixing = _post(client, method="value_zeroing", text="a good movie").json()["id"]
+    _assert_error(client.get(f"/api/compare/{ids[0]},{mixing}/figure"), 422, "invalid_input", "one kind")
+
+
+def test_attribution_target_errors(client):
+    _assert_error(_post(client, method="iba", target={"kind": "classification"}), 422, "target_not_available")
+    _assert_error(
+        _post(client, method="iba", target={"kind": "zero_shot", "labels": ["a"]}), 422, "invalid_request"
+    )
+    _assert_error(_post(client, method="iba", params={"layer": 9}), 422, "invalid_input", "below 2")
+    _assert_error(_post(client, method="lime", params={"samples": 1}), 422, "invalid_input", "params.samples")

@@ -11,8 +11,7 @@ from fastapi.templating import Jinja2Templates
 from app import __version__
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
-from app.api.routes import compared_analyses, get_compare_figure
-from app.figures import figure_builder
+from app.api.routes import analysis_figures, compared_analyses, get_compare_figure
 from app.jobs import MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
@@ -66,7 +65,6 @@ def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
     if analysis_id is None:
         return spec
     analysis = runner.store.get(analysis_id)
-    builder = figure_builder(analysis.method)
     view = dict(request.query_params)
     spec["analysis"] = {
         "id": analysis.id,
@@ -80,9 +78,8 @@ def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
         "created_at": analysis.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         "n_tokens": len(analysis.tokens),
     }
-    spec["controls"] = builder.controls(analysis.tokens, analysis.encoding, analysis.result)
-    spec["view"] = view
-    spec["figures"] = builder.figures(analysis.tokens, analysis.encoding, analysis.result, view)
+    answer = analysis_figures(analysis, view)
+    spec["controls"], spec["figures"], spec["view"] = answer["controls"], answer["figures"], view
     return spec
 
 
@@ -113,7 +110,17 @@ def compare_page(ids: str, request: Request) -> HTMLResponse:
         "figures": answer["figures"],
         "analyses": [{"id": a.id, "method": a.method, "url": a.url} for a in analyses],
     }
-    context = {"spec": spec, "text": first.text, "text_pair": first.text_pair, "analyses": spec["analyses"]}
+    kind = METHODS[first.method].kind
+    heading = (
+        "Token attribution, methods compared" if kind == "attribution" else "Context mixing side by side"
+    )
+    context = {
+        "spec": spec,
+        "text": first.text,
+        "text_pair": first.text_pair,
+        "analyses": spec["analyses"],
+        "heading": heading,
+    }
     return render(request, "compare.html", context)
 
 

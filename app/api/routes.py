@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from app.api.deps import get_runner
 from app.api.responses import NumpyJSONResponse
 from app.errors import InvalidInput, NotFound
-from app.figures import figure_builder
+from app.figures import figure_builder, figure_encoding
+from app.figures.attribution import stacked_controls, stacked_figures
 from app.figures.compare import compare_controls, compare_figure
 from app.methods import METHODS
 from app.methods.base import Method
@@ -123,33 +124,44 @@ def get_analysis(analysis_id: str, runner: Runner = Depends(get_runner)) -> Nump
 def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
     """The Plotly figures for one view of a stored analysis (``main``, and ``strip`` when a ``row`` is
     chosen); view controls are query parameters."""
-    analysis = runner.store.get(analysis_id)
+    return analysis_figures(runner.store.get(analysis_id), dict(request.query_params))
+
+
+def analysis_figures(analysis: StoredAnalysis, view: dict[str, str]) -> dict[str, Any]:
+    """Controls and figures of one view of a stored analysis."""
     builder = figure_builder(analysis.method)
-    view = dict(request.query_params)
+    encoding = figure_encoding(analysis.encoding, analysis.text, analysis.text_pair)
+    controls = builder.controls(analysis.tokens, encoding, analysis.result)
     return {
-        "controls": builder.controls(analysis.tokens, analysis.encoding, analysis.result),
-        "figures": builder.figures(analysis.tokens, analysis.encoding, analysis.result, view),
+        "controls": controls,
+        "figures": builder.figures(analysis.tokens, encoding, analysis.result, with_defaults(controls, view)),
     }
 
 
-MAX_COMPARED = 4
+def with_defaults(controls: list[dict], view: dict[str, str]) -> dict[str, str]:
+    """The view with every control the request left out set to its default."""
+    return {**{control["name"]: str(control["value"]) for control in controls}, **view}
+
+
+MAX_COMPARED = 6
 
 
 def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
-    """2 to 4 stored mixing analyses of the same input by the same weights (comma-separated ids)."""
+    """2 to 6 stored analyses of one kind (mixing or attribution) of the same input by the same weights."""
     wanted = [part for part in ids.split(",") if part]
     if not 2 <= len(wanted) <= MAX_COMPARED:
         raise InvalidInput(f"Compare needs 2 to {MAX_COMPARED} analysis ids separated by commas.")
     analyses = [runner.store.get(analysis_id) for analysis_id in wanted]
     first = analyses[0]
+    kinds = {METHODS[a.method].kind if a.method in METHODS else None for a in analyses}
+    if len(kinds) != 1 or not kinds <= {"mixing", "attribution"}:
+        raise InvalidInput("Compare needs analyses of one kind: all context mixing, or all token attribution.")
     for analysis in analyses:
-        if METHODS.get(analysis.method) is None or METHODS[analysis.method].kind != "mixing":
-            raise InvalidInput(
-                f"Analysis {analysis.id} ({analysis.method}) is not a context-mixing analysis."
-            )
         same_input = (analysis.tokens, analysis.text_pair) == (first.tokens, first.text_pair)
         if not same_input or analysis.model["revision"] != first.model["revision"]:
             raise InvalidInput("Compared analyses must be of the same sentence by the same model weights.")
+        if analysis.target != first.target:
+            raise InvalidInput("Compared attributions must explain the same target.")
     return analyses
 
 
@@ -157,10 +169,16 @@ def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
 def get_compare_figure(ids: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
     """Several mixing analyses of one sentence side by side (``scale=shared|own``, ``view``, ``layer``)."""
     analyses = compared_analyses(ids, runner)
-    layers = min(len(a.result["layers"]) for a in analyses)
     entries = [(a.method, a.result) for a in analyses]
     view = dict(request.query_params)
     first = analyses[0]
+    if METHODS[first.method].kind == "attribution":
+        encoding = figure_encoding(first.encoding, first.text, first.text_pair)
+        return {
+            "controls": stacked_controls(),
+            "figures": stacked_figures(entries, first.tokens, encoding, view),
+        }
+    layers = min(len(a.result["layers"]) for a in analyses)
     return {
         "controls": compare_controls(layers),
         "figures": {"main": compare_figure(entries, first.tokens, first.encoding, view, layers)},

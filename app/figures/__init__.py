@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from app.errors import NotFound
 from app.figures.attention import AttentionFigure
+from app.figures.attribution import AttributionFigure
 from app.figures.base import FigureBuilder
 from app.figures.mixing import MixingFigure
 
@@ -17,6 +18,12 @@ FIGURES: dict[str, FigureBuilder] = {
     "attention_rollout": MixingFigure("Attention rollout"),
     "attention_norm": MixingFigure("Attention norm"),
     "alti": MixingFigure("ALTI"),
+    "iba": AttributionFigure("Information Bottleneck Attribution"),
+    "integrated_gradients": AttributionFigure("Integrated Gradients"),
+    "gradient_x_input": AttributionFigure("Gradient × input"),
+    "saliency": AttributionFigure("Saliency"),
+    "lime": AttributionFigure("LIME"),
+    "occlusion": AttributionFigure("Occlusion"),
 }
 
 
@@ -26,3 +33,8 @@ def figure_builder(method: str) -> FigureBuilder:
         return FIGURES[method]
     except KeyError:
         raise NotFound(f"No figure is defined for method {method!r}.") from None
+
+
+def figure_encoding(encoding: dict, text: str, text_pair: str | None) -> dict:
+    """The stored encoding plus the texts, so word-level views can label merged words."""
+    return {**encoding, "texts": [text, text_pair]}

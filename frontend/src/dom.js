@@ -67,7 +67,7 @@ export function renderControls(container, controls, view, onChange) {
       input.addEventListener("change", () => onChange(control.name, input.value));
     } else {
       input = el("input", { id, type: "checkbox", checked: view[control.name] === "1" });
-      input.addEventListener("change", () => onChange(control.name, input.checked ? "1" : ""));
+      input.addEventListener("change", () => onChange(control.name, input.checked ? "1" : "0"));
     }
     container.append(el("div", { class: "control" }, [el("label", { for: id, text: control.label }), input]));
   }

@@ -79,12 +79,14 @@ function setupForm(spec) {
 function setupFigureView({ url, figureUrl, controls, figures }) {
   const figureBox = document.getElementById("figure");
   const stripBox = document.getElementById("strip");
+  const auxBox = document.getElementById("aux");
   const view = initialView(controls || [], queryToView(window.location.search));
   const status = document.getElementById("share-status");
   const show = async (answer) => {
     await draw(figureBox, answer.main);
     if (stripBox && answer.strip) await draw(stripBox, answer.strip);
     else if (stripBox && window.Plotly) window.Plotly.purge(stripBox);
+    if (auxBox && answer.aux) await draw(auxBox, answer.aux);
     figureBox.dataset.rendered = String(Number(figureBox.dataset.rendered || 0) + 1);
   };
   const refresh = async () => {
@@ -134,15 +136,16 @@ function setupCompare(spec) {
   const analysis = spec.analysis;
   const box = document.getElementById("compare-box");
   const current = spec.methods.find((m) => m.name === analysis.method);
-  if (!box || !current || current.kind !== "mixing") return;
-  const others = spec.methods.filter((m) => m.kind === "mixing" && m.name !== analysis.method);
+  if (!box || !current || !["mixing", "attribution"].includes(current.kind)) return;
+  const others = spec.methods.filter((m) => m.kind === current.kind && m.name !== analysis.method);
+  const target = analysis.target && analysis.target.spec ? analysis.target.spec : null;
   const checks = others.map((m) => el("label", { class: "inline" }, [el("input", { type: "checkbox", value: m.name, checked: true }), m.name]));
   const button = el("button", { type: "button", id: "compare-button", text: "Compare side by side" });
   const note = el("span", { class: "hint", role: "status" });
   box.replaceChildren(el("span", { class: "hint", text: "Compare with:" }), ...checks, button, note);
   box.hidden = false;
   button.addEventListener("click", async () => {
-    const chosen = checks.map((label) => label.querySelector("input")).filter((input) => input.checked).map((input) => input.value).slice(0, 3);
+    const chosen = checks.map((label) => label.querySelector("input")).filter((input) => input.checked).map((input) => input.value).slice(0, 5);
     if (!chosen.length) {
       note.textContent = "Pick at least one method.";
       return;
@@ -152,7 +155,7 @@ function setupCompare(spec) {
     try {
       const ids = [analysis.id];
       for (const method of chosen) {
-        ids.push((await postAnalysis({ method, text: analysis.text, text_pair: analysis.text_pair, params: {}, target: null })).id);
+        ids.push((await postAnalysis({ method, text: analysis.text, text_pair: analysis.text_pair, params: {}, target })).id);
       }
       window.location.assign(`/compare/${ids.join(",")}`);
     } catch (error) {
