@@ -155,7 +155,9 @@ def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
     first = analyses[0]
     kinds = {METHODS[a.method].kind if a.method in METHODS else None for a in analyses}
     if len(kinds) != 1 or not kinds <= {"mixing", "attribution"}:
-        raise InvalidInput("Compare needs analyses of one kind: all context mixing, or all token attribution.")
+        raise InvalidInput(
+            "Compare needs analyses of one kind: all context mixing, or all token attribution."
+        )
     for analysis in analyses:
         same_input = (analysis.tokens, analysis.text_pair) == (first.tokens, first.text_pair)
         if not same_input or analysis.model["revision"] != first.model["revision"]:
