@@ -299,3 +299,12 @@ def test_attribution_target_errors(client):
     )
     _assert_error(_post(client, method="iba", params={"layer": 9}), 422, "invalid_input", "below 2")
     _assert_error(_post(client, method="lime", params={"samples": 1}), 422, "invalid_input", "params.samples")
+
+
+def test_stacked_view_hides_special_tokens_by_default(client):
+    ids = [
+        _post(client, method=m, text="a good movie", target=ZERO_SHOT).json()["id"]
+        for m in ("iba", "saliency")
+    ]
+    main = client.get(f"/api/compare/{','.join(ids)}/figure").json()["figures"]["main"]
+    assert main["layout"]["xaxis"]["ticktext"] == ["a", "good", "movie"]

@@ -169,17 +169,17 @@ def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
 
 @router.get("/compare/{ids}/figure", responses=ERRORS)
 def get_compare_figure(ids: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
-    """Several mixing analyses of one sentence side by side (``scale=shared|own``, ``view``, ``layer``)."""
+    """Analyses of one sentence side by side: mixing matrices (``scale=shared|own``, ``view``, ``layer``) or
+    attribution methods stacked with their rank agreement (``merge``, ``hide_special``)."""
     analyses = compared_analyses(ids, runner)
     entries = [(a.method, a.result) for a in analyses]
     view = dict(request.query_params)
     first = analyses[0]
     if METHODS[first.method].kind == "attribution":
         encoding = figure_encoding(first.encoding, first.text, first.text_pair)
-        return {
-            "controls": stacked_controls(),
-            "figures": stacked_figures(entries, first.tokens, encoding, view),
-        }
+        controls = stacked_controls()
+        figures = stacked_figures(entries, first.tokens, encoding, with_defaults(controls, view))
+        return {"controls": controls, "figures": figures}
     layers = min(len(a.result["layers"]) for a in analyses)
     return {
         "controls": compare_controls(layers),

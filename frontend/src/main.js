@@ -99,6 +99,8 @@ function setupFigureView({ url, figureUrl, controls, figures }) {
       status.textContent = error.message;
     }
   };
+  const rowHint = document.getElementById("row-hint");
+  if (rowHint) rowHint.hidden = !(controls || []).some((control) => control.name === "row");
   renderControls(document.getElementById("controls"), controls || [], view, (name, value) => {
     view[name] = value;
     refresh();
