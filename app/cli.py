@@ -196,7 +196,7 @@ def eval_mixing(
                 bar.total = total
                 bar.update(done - bar.n)
 
-            evaluation = execute(runner, RecordStore(engine), "eval_mixing", params, progress)
+            evaluation = execute(runner, RecordStore(engine), "eval_mixing", params, progress).evaluation
     except BertscopeError as exc:
         _fail(exc)
     except json.JSONDecodeError as exc:
@@ -225,6 +225,97 @@ def format_mixing_table(summary: dict) -> str:
         f"({summary['sentences']} sentences, row {summary['row']}, skipped {summary['skipped'] or 'none'})"
     )
     return "\n".join(lines)
+
+
+@main.group("heads")
+def heads_group() -> None:
+    """Linear heads fitted on frozen pooled embeddings (selectable as the target {"kind": "head"})."""
+
+
+@heads_group.command("fit")
+@click.option("--data", required=True, help="Labelled TSV/CSV (header row) or JSONL file.")
+@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
+@click.option("--label-col", default="label", show_default=True, help="Label column.")
+@click.option("--dev", help="Held-out file of the same format (default: a stratified 20% split).")
+@click.option("--name", help="Name to select the head by (default: the data file's stem).")
+@click.option("--limit", type=int, help="Use only the first N rows.")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--database-url", help="Store URL (default from settings).")
+def heads_fit(
+    data: str,
+    text_col: str | None,
+    label_col: str,
+    dev: str | None,
+    name: str | None,
+    limit: int | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+) -> None:
+    """Fit a logistic-regression head, store it and report held-out accuracy."""
+    from tqdm import tqdm
+
+    from app.jobs import execute, parse_params
+    from app.runner import Runner
+    from app.store.analyses import AnalysisStore
+    from app.store.db import make_engine
+    from app.store.records import RecordStore
+
+    settings = _settings(model=model, device=device, database_url=database_url)
+    raw = {
+        "data": data,
+        "text_col": text_col,
+        "label_col": label_col,
+        "dev": dev,
+        "name": name,
+        "limit": limit,
+    }
+    try:
+        params = parse_params("fit_head", raw)
+        engine = make_engine(settings.database_url)
+        runner = Runner(_load(settings), AnalysisStore(engine), settings)
+        with tqdm(unit="text", desc="embedding") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            head = execute(runner, RecordStore(engine), "fit_head", params, progress).head
+    except BertscopeError as exc:
+        _fail(exc)
+    metrics = head.metrics
+    click.echo(
+        f"head {head.name!r} ({head.id}) on {head.model_name} @ {head.model_revision}: labels {head.labels}"
+    )
+    click.echo(
+        f"train accuracy {metrics['train_accuracy']:.4f} (n={metrics['train_size']}); held-out accuracy "
+        f"{metrics['held_out_accuracy']:.4f} (n={metrics['held_out_size']}, {metrics['held_out']})"
+    )
+    click.echo(f'use it as target: {{"kind": "head", "head": "{head.name}"}}')
+
+
+@heads_group.command("list")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--database-url", help="Store URL (default from settings).")
+def heads_list(model: str | None, database_url: str | None) -> None:
+    """Heads fitted on the weights of the configured model."""
+    from app.store.db import make_engine
+    from app.store.heads import HeadStore
+
+    settings = _settings(model=model, database_url=database_url)
+    try:
+        loaded = _load(settings)
+        heads = HeadStore(make_engine(settings.database_url)).for_revision(loaded.revision)
+    except BertscopeError as exc:
+        _fail(exc)
+    if not heads:
+        click.echo(f"no heads fitted on {loaded.name} @ {loaded.revision}")
+    for head in heads:
+        click.echo(
+            f"{head.id}  {head.name:<20} labels={head.labels} "
+            f"held-out accuracy={head.metrics['held_out_accuracy']:.4f}"
+        )
 
 
 @main.command("model")

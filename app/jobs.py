@@ -12,74 +12,20 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from app.errors import BertscopeError, InvalidInput, NotFound
-from app.methods import METHODS
-from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
-from app.methods.evaluation.texts import read_texts
-from app.modeling.targets import TargetSpec
+from app.job_kinds import JOB_KINDS, JobOutcome
 from app.runner import Runner, format_validation_error
-from app.store.records import Evaluation, Job, RecordStore, new_evaluation
+from app.store.records import Job, RecordStore, new_evaluation
 
 log = logging.getLogger("bertscope.jobs")
-MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
 
 
 class JobCancelled(Exception):
     """Raised inside a job when its cancellation was requested."""
-
-
-class EvalMixingParams(BaseModel):
-    """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
-
-    model_config = ConfigDict(extra="forbid")
-    data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
-    column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
-    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
-    methods: list[str] = Field(default_factory=lambda: [*MIXING_METHODS, RANDOM], min_length=1)
-    row: Row = "auto"
-    target: TargetSpec | None = None
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, names: list[str]) -> list[str]:
-        valid = [*MIXING_METHODS, RANDOM]
-        unknown = [name for name in names if name not in valid]
-        if unknown:
-            raise ValueError(f"unknown mixing method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-        return names
-
-
-@dataclass
-class JobKind:
-    params: type[BaseModel]
-    run: Callable[[Runner, BaseModel, Callable[[int, int], None]], tuple[str, dict]]
-
-
-def run_eval_mixing(
-    runner: Runner, params: EvalMixingParams, progress: Callable[[int, int], None]
-) -> tuple[str, dict]:
-    """Run the mixing faithfulness evaluation; returns (evaluation kind, summary)."""
-    texts = read_texts(params.data, params.column, params.limit)
-    methods = {name: METHODS.get(name) for name in params.methods}
-    evaluation = evaluate_mixing(
-        runner.loaded,
-        texts,
-        methods,
-        params.target,
-        row=params.row,
-        max_tokens=runner.max_tokens,
-        model_lock=runner.lock,
-        progress=progress,
-    )
-    return "mixing", evaluation.summary()
-
-
-JOB_KINDS: dict[str, JobKind] = {"eval_mixing": JobKind(EvalMixingParams, run_eval_mixing)}
 
 
 def parse_params(kind: str, params: dict[str, Any]) -> BaseModel:
@@ -99,16 +45,27 @@ def execute(
     params: BaseModel,
     progress: Callable[[int, int], None],
     job_id: str | None = None,
-) -> Evaluation:
-    """Run one job to the end and store its evaluation (and the job's completion, when it is a job)."""
-    evaluation_kind, summary = JOB_KINDS[kind].run(runner, params, progress)
-    evaluation = new_evaluation(
-        evaluation_kind, runner.loaded.describe(), params.model_dump(mode="json"), summary, job_id
+) -> JobOutcome:
+    """Run one job to the end and store what it produced (an evaluation in the same transaction that marks
+    the job done; a fitted head before the job is marked done)."""
+    outcome = JOB_KINDS[kind].run(runner, params, progress)
+    if outcome.head is not None:
+        runner.heads.save(outcome.head)
+        if job_id is not None:
+            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=outcome.head.id)
+        return outcome
+    outcome.evaluation = new_evaluation(
+        outcome.evaluation_kind,
+        runner.loaded.describe(),
+        params.model_dump(mode="json"),
+        outcome.summary,
+        job_id,
     )
     if job_id is None:
-        return records.save_evaluation(evaluation)
-    records.finish_job(job_id, evaluation)
-    return evaluation
+        records.save_evaluation(outcome.evaluation)
+    else:
+        records.finish_job(job_id, outcome.evaluation)
+    return outcome
 
 
 class JobManager:

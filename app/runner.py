@@ -14,9 +14,10 @@ from app.errors import InvalidInput
 from app.methods import get_method
 from app.modeling.encoding import encode
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import TargetSpec, bind_target
+from app.modeling.targets import HeadTarget, TargetSpec, bind_target
 from app.settings import Settings
 from app.store.analyses import AnalysisStore, StoredAnalysis
+from app.store.heads import FittedHead, HeadStore
 
 
 class AnalysisRequest(BaseModel):
@@ -59,8 +60,13 @@ class Runner:
     def __init__(self, loaded: LoadedModel, store: AnalysisStore, settings: Settings) -> None:
         self.loaded = loaded
         self.store = store
+        self.heads = HeadStore(store.engine)
         self.settings = settings
         self.lock = threading.Lock()
+
+    def find_head(self, key: str) -> FittedHead:
+        """A head fitted on the loaded weights, by id or name."""
+        return self.heads.find(key, self.loaded.revision)
 
     @property
     def max_tokens(self) -> int:
@@ -74,6 +80,14 @@ class Runner:
         except ValidationError as exc:
             raise InvalidInput(format_validation_error(exc, prefix="params.")) from None
         params_json = params.model_dump(mode="json")
+        if isinstance(request.target, HeadTarget):  # pin a head name to the id it means now
+            request = request.model_copy(
+                update={
+                    "target": request.target.model_copy(
+                        update={"head": self.find_head(request.target.head).id}
+                    )
+                }
+            )
         key = cache_key(self.loaded.revision, method.name, method.version, params_json, request)
         cached = self.store.find(key)
         if cached is not None:
@@ -88,7 +102,11 @@ class Runner:
                 device=self.loaded.device,
                 token_types=self.loaded.uses_token_types,
             )
-            target = bind_target(self.loaded, request.target, encoded) if method.needs_target else None
+            target = (
+                bind_target(self.loaded, request.target, encoded, heads=self.find_head)
+                if method.needs_target
+                else None
+            )
             result = method.run(self.loaded, encoded, params, target)
         analysis = StoredAnalysis(
             model=self.loaded.describe(),

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import ModelNotReady
 from app.api.responses import NumpyJSONResponse
 from app.figures.evaluation import evaluation_figure
-from app.jobs import JOB_KINDS, JobManager
+from app.job_kinds import JOB_KINDS
+from app.jobs import JobManager
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
 

@@ -11,11 +11,10 @@ from fastapi.templating import Jinja2Templates
 from app import __version__
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
-from app.api.routes import analysis_figures, compared_analyses, get_compare_figure
-from app.jobs import MIXING_METHODS
+from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
+from app.job_kinds import MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
-from app.modeling.targets import available_targets
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -59,7 +58,7 @@ def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
     runner = get_runner(request)
     spec: dict[str, Any] = {
         "methods": _method_choices(),
-        "targets": available_targets(runner.loaded),
+        "targets": model_targets(runner),
         "analysis": None,
     }
     if analysis_id is None:
@@ -127,9 +126,7 @@ def compare_page(ids: str, request: Request) -> HTMLResponse:
 @router.get("/about", response_class=HTMLResponse)
 def about_page(request: Request) -> HTMLResponse:
     runner = get_runner(request)
-    return render(
-        request, "about.html", {"methods": _method_choices(), "targets": available_targets(runner.loaded)}
-    )
+    return render(request, "about.html", {"methods": _method_choices(), "targets": model_targets(runner)})
 
 
 @router.get("/neurons", response_class=HTMLResponse)

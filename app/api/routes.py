@@ -79,11 +79,28 @@ def health(request: Request) -> dict[str, Any]:
 @router.get("/model", responses=ERRORS)
 def model_info(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
     """Name, revision (weights hash), architecture, sizes, device, dtype and the targets it supports."""
-    return {
-        **runner.loaded.describe(),
-        "max_tokens": runner.max_tokens,
-        "targets": available_targets(runner.loaded),
-    }
+    return {**runner.loaded.describe(), "max_tokens": runner.max_tokens, "targets": model_targets(runner)}
+
+
+def model_targets(runner: Runner) -> list[dict[str, Any]]:
+    """The loaded model's targets, plus fitted heads when there are any."""
+    targets = available_targets(runner.loaded)
+    heads = runner.heads.for_revision(runner.loaded.revision)
+    if heads:
+        targets.append({"kind": "head", "heads": [head.describe() for head in heads]})
+    return targets
+
+
+@router.get("/heads")
+def list_heads(runner: Runner = Depends(get_runner)) -> list[dict[str, Any]]:
+    """Heads fitted on the loaded weights (fit one with ``bertscope heads fit`` or a ``fit_head`` job)."""
+    return [head.describe() for head in runner.heads.for_revision(runner.loaded.revision)]
+
+
+@router.get("/heads/{key}", responses=ERRORS)
+def get_head(key: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """One fitted head (by id or name) with its labels and held-out accuracy."""
+    return runner.find_head(key).describe()
 
 
 @router.get("/methods")

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +54,28 @@ class ZeroShotTarget(BaseModel):
     )
 
 
-TargetSpec = Annotated[ClassificationTarget | MaskedTokenTarget | ZeroShotTarget, Field(discriminator="kind")]
+class HeadTarget(BaseModel):
+    """Explain one class of a head fitted with ``bertscope heads fit`` (by id or name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["head"] = "head"
+    head: str = Field(min_length=1, max_length=200, description="Fitted head id or name.")
+    label: int | str | None = None
+
+
+AnyTarget = ClassificationTarget | MaskedTokenTarget | ZeroShotTarget | HeadTarget
+TargetSpec = Annotated[AnyTarget, Field(discriminator="kind")]
+
+
+class LinearHead(Protocol):
+    """What a fitted head provides: labels and logits = weight @ embedding + bias."""
+
+    labels: list[str]
+    weight: np.ndarray  # [label, hidden]
+    bias: np.ndarray  # [label]
+
+
+HeadLookup = Callable[[str], LinearHead]
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -65,12 +88,14 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 class BoundTarget:
     """A target resolved against one model and input: class scores plus the index being explained."""
 
-    spec: ClassificationTarget | MaskedTokenTarget | ZeroShotTarget
+    spec: AnyTarget
     loaded: LoadedModel
     labels: list[str]
     index: int
     position: int | None = None
     label_embeddings: torch.Tensor | None = None  # [label, hidden], unit norm (zero-shot only)
+    head_weight: torch.Tensor | None = None  # [label, hidden] (fitted heads only)
+    head_bias: torch.Tensor | None = None  # [label]
 
     def scores(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Scores for every label, [batch, label]; accepts ``input_ids`` or ``inputs_embeds``."""
@@ -81,6 +106,8 @@ class BoundTarget:
             return model(**inputs).logits[:, self.position, :]
         hidden = self.loaded.adapter.encoder(model)(**inputs).last_hidden_state
         pooled = torch.nn.functional.normalize(mean_pool(hidden, inputs["attention_mask"]), dim=-1)
+        if self.spec.kind == "head":
+            return pooled @ self.head_weight.T + self.head_bias
         return pooled @ self.label_embeddings.T
 
     def logits(self, **inputs: torch.Tensor) -> torch.Tensor:
@@ -147,11 +174,9 @@ def _zero_shot_embeddings(loaded: LoadedModel, spec: ZeroShotTarget) -> torch.Te
 
 @torch.no_grad()
 def bind_target(
-    loaded: LoadedModel,
-    spec: ClassificationTarget | MaskedTokenTarget | ZeroShotTarget | None,
-    encoded: Encoded,
+    loaded: LoadedModel, spec: AnyTarget | None, encoded: Encoded, heads: HeadLookup | None = None
 ) -> BoundTarget:
-    """Resolve ``spec`` (None = the model's natural default) for this input."""
+    """Resolve ``spec`` (None = the model's natural default) for this input; ``heads`` finds fitted heads."""
     if spec is None:
         spec = {"classification": ClassificationTarget(), "masked_lm": MaskedTokenTarget()}.get(
             loaded.head, ZeroShotTarget()
@@ -163,6 +188,8 @@ def bind_target(
         bound = BoundTarget(spec, loaded, loaded.label_names, 0)
     elif isinstance(spec, MaskedTokenTarget):
         bound = _bind_masked(loaded, spec, encoded)
+    elif isinstance(spec, HeadTarget):
+        bound = _bind_head(loaded, spec, heads)
     else:
         bound = BoundTarget(
             spec, loaded, list(spec.labels), 0, label_embeddings=_zero_shot_embeddings(loaded, spec)
@@ -174,6 +201,16 @@ def bind_target(
     else:
         bound.index = _label_index(bound.labels, wanted, int(scores.argmax()))
     return bound
+
+
+def _bind_head(loaded: LoadedModel, spec: HeadTarget, heads: HeadLookup | None) -> BoundTarget:
+    if heads is None:
+        raise TargetNotAvailable("Fitted heads are not available here.")
+    head = heads(spec.head)
+    dtype = next(loaded.model.parameters()).dtype
+    weight = torch.as_tensor(head.weight, dtype=dtype, device=loaded.device)
+    bias = torch.as_tensor(head.bias, dtype=dtype, device=loaded.device)
+    return BoundTarget(spec, loaded, list(head.labels), 0, head_weight=weight, head_bias=bias)
 
 
 def _token_id(loaded: LoadedModel, token: str) -> int:

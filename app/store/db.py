@@ -91,3 +91,19 @@ class JobRow(Base):
     result_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+class HeadRow(Base):
+    """A logistic-regression head fitted on frozen pooled embeddings of one model revision."""
+
+    __tablename__ = "heads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64), index=True)
+    labels: Mapped[list] = mapped_column(JSON)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))

@@ -72,6 +72,7 @@ export function collectTarget(raw) {
     return target;
   }
   if (raw.kind === "classification") return raw.label ? { kind: "classification", label: raw.label } : { kind: "classification" };
+  if (raw.kind === "head") return raw.label ? { kind: "head", head: raw.head, label: raw.label } : { kind: "head", head: raw.head };
   if (raw.kind === "masked_token") return raw.token ? { kind: "masked_token", token: raw.token } : { kind: "masked_token" };
   return { kind: raw.kind };
 }

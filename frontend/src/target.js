@@ -20,6 +20,11 @@ export function renderTarget(container, targets, current) {
     } else if (chosen.kind === "classification") {
       const select = el("select", { id: "target-label", name: "label" }, [el("option", { value: "", text: "predicted class" }), ...(chosen.labels || []).map((l) => el("option", { value: l, text: l }))]);
       details.append(labelled("target-label", "Class", select));
+    } else if (chosen.kind === "head") {
+      const heads = el("select", { id: "target-head", name: "head" }, (chosen.heads || []).map((h) => el("option", { value: h.id, text: `${h.name} (held-out accuracy ${h.metrics.held_out_accuracy.toFixed(3)})` })));
+      if (current && current.spec && current.spec.head) heads.value = current.spec.head;
+      const label = el("input", { id: "target-label", name: "label", placeholder: "empty = predicted" });
+      details.append(labelled("target-head", "Fitted head", heads), labelled("target-label", "Label to explain", label));
     } else if (chosen.kind === "masked_token") {
       details.append(labelled("target-token", `Token at ${chosen.mask_token || "[MASK]"} (empty = top prediction)`, el("input", { id: "target-token", name: "token" })));
     }

@@ -40,3 +40,8 @@ test("collectTarget builds zero-shot specs from comma separated labels", () => {
   assert.deepEqual(collectTarget({ kind: "classification", label: "" }), { kind: "classification" });
   assert.equal(collectTarget({}), null);
 });
+
+test("collectTarget builds fitted-head specs", () => {
+  assert.deepEqual(collectTarget({ kind: "head", head: "abc", label: "" }), { kind: "head", head: "abc" });
+  assert.deepEqual(collectTarget({ kind: "head", head: "abc", label: "1" }), { kind: "head", head: "abc", label: "1" });
+});

@@ -52,3 +52,38 @@ def _jsonl_texts(path: Path, column: str | None) -> list[str]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     name = _pick_column(list(rows[0]) if rows else [], column, path)
     return [str(row.get(name, "")) for row in rows]
+
+
+def read_labelled(
+    path: str | Path,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[str], list[str]]:
+    """Texts and their labels (as strings) from a TSV/CSV with a header or a JSONL file.
+
+    The label column defaults to ``label``; rows with an empty text or label are skipped.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"Data file {str(path)!r} does not exist.")
+    suffix = file.suffix.lower()
+    if suffix in {".tsv", ".csv"}:
+        with file.open(encoding="utf-8", newline="") as handle:
+            delimiter = "\t" if suffix == ".tsv" else ","
+            quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+            reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    elif suffix == ".jsonl":
+        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        columns = list(rows[0]) if rows else []
+    else:
+        raise InvalidInput(f"{file.name}: labelled data must be .tsv, .csv or .jsonl with a header.")
+    text_name = _pick_column(columns, text_column, file)
+    label_name = _pick_column(columns, label_column or "label", file)
+    pairs = [(str(row.get(text_name) or "").strip(), str(row.get(label_name) or "").strip()) for row in rows]
+    pairs = [(text, label) for text, label in pairs if text and label][: limit or None]
+    if not pairs:
+        raise InvalidInput(f"{file.name} holds no labelled rows.")
+    return [text for text, _ in pairs], [label for _, label in pairs]

@@ -1,0 +1,114 @@
+"""The kinds of long work that run as jobs: their params (validated before queueing) and what they run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.methods import METHODS
+from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
+from app.methods.evaluation.texts import read_labelled, read_texts
+from app.modeling.heads import fit_head
+from app.modeling.targets import TargetSpec
+from app.runner import Runner
+from app.store.heads import FittedHead
+from app.store.records import Evaluation
+
+MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class JobOutcome:
+    """What a job produced: an evaluation summary, or a fitted head."""
+
+    evaluation_kind: str = ""
+    summary: dict = field(default_factory=dict)
+    head: FittedHead | None = None
+    evaluation: Evaluation | None = None
+
+
+class EvalMixingParams(BaseModel):
+    """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
+    column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
+    methods: list[str] = Field(default_factory=lambda: [*MIXING_METHODS, RANDOM], min_length=1)
+    row: Row = "auto"
+    target: TargetSpec | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        valid = [*MIXING_METHODS, RANDOM]
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValueError(f"unknown mixing method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return names
+
+
+@dataclass
+class JobKind:
+    params: type[BaseModel]
+    run: Callable[[Runner, BaseModel, Progress], JobOutcome]
+
+
+def run_eval_mixing(runner: Runner, params: EvalMixingParams, progress: Progress) -> JobOutcome:
+    """Run the mixing faithfulness evaluation."""
+    texts = read_texts(params.data, params.column, params.limit)
+    methods = {name: METHODS.get(name) for name in params.methods}
+    evaluation = evaluate_mixing(
+        runner.loaded,
+        texts,
+        methods,
+        params.target,
+        row=params.row,
+        max_tokens=runner.max_tokens,
+        model_lock=runner.lock,
+        progress=progress,
+    )
+    return JobOutcome("mixing", evaluation.summary())
+
+
+class FitHeadParams(BaseModel):
+    """Fit a logistic-regression head on frozen pooled embeddings (see app.modeling.heads)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    label_col: str = Field("label", description="Label column.")
+    dev: str | None = Field(None, description="Held-out file of the same format (default: a 20% split).")
+    name: str | None = Field(
+        None, max_length=200, description="Name to select the head by (default: file stem)."
+    )
+    limit: int | None = Field(None, ge=10, le=1_000_000, description="Use only the first N rows.")
+    regularisation: float = Field(10.0, gt=0, le=1e6, description="Inverse regularisation strength C.")
+
+
+def run_fit_head(runner: Runner, params: FitHeadParams, progress: Progress) -> JobOutcome:
+    texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
+    dev = read_labelled(params.dev, params.text_col, params.label_col) if params.dev else None
+    name = params.name or Path(params.data).stem
+    with runner.lock:
+        head = fit_head(
+            runner.loaded,
+            texts,
+            labels,
+            name=name,
+            params=params.model_dump(mode="json"),
+            dev=dev,
+            regularisation=params.regularisation,
+            progress=progress,
+        )
+    return JobOutcome(head=head)
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),
+    "fit_head": JobKind(FitHeadParams, run_fit_head),
+}

@@ -1,0 +1,113 @@
+"""Fitted heads in the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, StoreUnavailable
+from app.store.analyses import new_id
+from app.store.codec import pack, unpack
+from app.store.db import HeadRow, create_tables
+
+
+@dataclass
+class FittedHead:
+    """Softmax-regression weights over pooled embeddings: logits = W e + b, W [label, hidden]."""
+
+    name: str
+    model_name: str
+    model_revision: str
+    labels: list[str]
+    weight: np.ndarray
+    bias: np.ndarray
+    metrics: dict
+    params: dict
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "params": self.params,
+            "model_revision": self.model_revision,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class HeadStore:
+    """Save and look up fitted heads; a head only applies to the weights revision it was fitted on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        create_tables(engine)
+
+    def save(self, head: FittedHead) -> FittedHead:
+        row = HeadRow(
+            id=head.id,
+            name=head.name,
+            model_name=head.model_name,
+            model_revision=head.model_revision,
+            labels=head.labels,
+            weights=pack({"weight": head.weight, "bias": head.bias}),
+            metrics=head.metrics,
+            params=head.params,
+            created_at=head.created_at,
+        )
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(row)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        return head
+
+    def for_revision(self, revision: str) -> list[FittedHead]:
+        query = select(HeadRow).where(HeadRow.model_revision == revision).order_by(HeadRow.created_at.desc())
+        return [_head(row) for row in self._rows(query)]
+
+    def find(self, key: str, revision: str) -> FittedHead:
+        """A head by id or name (newest of that name) fitted on this revision."""
+        query = (
+            select(HeadRow)
+            .where(HeadRow.model_revision == revision)
+            .where(or_(HeadRow.id == key, HeadRow.name == key))
+            .order_by(HeadRow.created_at.desc())
+        )
+        rows = self._rows(query)
+        if not rows:
+            raise NotFound(
+                f"No fitted head {key!r} for the loaded model (fit one with 'bertscope heads fit')."
+            )
+        return _head(rows[0])
+
+    def _rows(self, query: Any) -> list[HeadRow]:
+        try:
+            with Session(self.engine) as session:
+                return list(session.scalars(query))
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+
+def _head(row: HeadRow) -> FittedHead:
+    arrays = unpack(row.weights)
+    return FittedHead(
+        name=row.name,
+        model_name=row.model_name,
+        model_revision=row.model_revision,
+        labels=list(row.labels),
+        weight=arrays["weight"],
+        bias=arrays["bias"],
+        metrics=row.metrics,
+        params=row.params,
+        id=row.id,
+        created_at=row.created_at,
+    )
