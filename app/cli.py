@@ -172,6 +172,107 @@ def eval_mixing(
     database_url: str | None,
 ) -> None:
     """Spearman's rho between each method's rolled-out mixing row and blank-out, per layer."""
+    settings = _settings(model=model, device=device, database_url=database_url)
+    raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
+    if methods:
+        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
+    try:
+        if target:
+            raw["target"] = json.loads(target)
+        outcome = _run_job("eval_mixing", raw, settings, "sentence")
+    except BertscopeError as exc:
+        _fail(exc)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
+    _report(outcome.evaluation, out)
+
+
+@eval_group.command("degradation")
+@click.option("--data", required=True, help="TSV/CSV (header row) or JSONL file with texts and gold labels.")
+@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
+@click.option("--label-col", default="label", show_default=True, help="Gold label column ('' = none).")
+@click.option(
+    "--target", help='Target as JSON, e.g. \'{"kind": "head", "head": "sst2"}\' (default: the model\'s).'
+)
+@click.option(
+    "--methods",
+    help="Comma-separated attribution methods (default: iba,integrated_gradients,lime,occlusion,random).",
+)
+@click.option("--limit", type=int, help="Use only the first N rows.")
+@click.option("--mode", type=click.Choice(["delete", "mask"]), default="delete", show_default=True)
+@click.option("--order", type=click.Choice(["most", "least"]), default="most", show_default=True)
+@click.option("--param", "params", multiple=True, help="Method parameter METHOD.KEY=VALUE (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--database-url", help="Store URL (default from settings).")
+def eval_degradation(
+    data: str,
+    text_col: str | None,
+    label_col: str,
+    target: str | None,
+    methods: str | None,
+    limit: int | None,
+    mode: str,
+    order: str,
+    params: tuple[str, ...],
+    out: str | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+) -> None:
+    """Remove the top-k% tokens by each attribution and record probability, accuracy, AOPC, ERASER metrics."""
+    settings = _settings(model=model, device=device, database_url=database_url)
+    raw: dict[str, Any] = {
+        "data": data,
+        "text_col": text_col,
+        "label_col": label_col or None,
+        "limit": limit,
+        "mode": mode,
+        "order": order,
+        "method_params": {},
+    }
+    if methods:
+        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
+    for item in params:
+        key, value = _parse_param(item)
+        if "." not in key:
+            raise click.BadParameter(f"{item!r} is not of the form METHOD.KEY=VALUE", param_hint="--param")
+        method, name = key.split(".", 1)
+        raw["method_params"].setdefault(method, {})[name] = value
+    try:
+        if target:
+            raw["target"] = json.loads(target)
+        outcome = _run_job("eval_degradation", raw, settings, "example")
+    except BertscopeError as exc:
+        _fail(exc)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
+    _report(outcome.evaluation, out)
+
+
+def markdown_table(table: dict) -> str:
+    """A {"columns", "rows"} table as Markdown."""
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + " --- |" * len(table["columns"])]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return "\n".join(lines)
+
+
+def _report(evaluation: Any, out: str | None) -> None:
+    """Print an evaluation's table and note, write its JSON."""
+    from app.figures.evaluation import evaluation_view
+
+    if out:
+        Path(out).write_text(json.dumps(evaluation.to_json(), indent=2), encoding="utf-8")
+    summary = evaluation.summary
+    click.echo(markdown_table(evaluation_view(evaluation.kind, summary, evaluation.model_name)["table"]))
+    count = summary.get("sentences", summary.get("examples"))
+    click.echo(f"({count} examples; skipped {summary['skipped'] or 'none'})")
+    click.echo(f"stored as evaluation {evaluation.id}" + (f"; JSON written to {out}" if out else ""))
+
+
+def _run_job(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
+    """Run a job kind here, with a progress bar, and return its outcome."""
     from tqdm import tqdm
 
     from app.jobs import execute, parse_params
@@ -180,51 +281,16 @@ def eval_mixing(
     from app.store.db import make_engine
     from app.store.records import RecordStore
 
-    settings = _settings(model=model, device=device, database_url=database_url)
-    raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
-    if methods:
-        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
-    try:
-        if target:
-            raw["target"] = json.loads(target)
-        params = parse_params("eval_mixing", raw)
-        engine = make_engine(settings.database_url)
-        runner = Runner(_load(settings), AnalysisStore(engine), settings)
-        with tqdm(unit="sentence", desc="eval mixing") as bar:
+    params = parse_params(kind, raw)
+    engine = make_engine(settings.database_url)
+    runner = Runner(_load(settings), AnalysisStore(engine), settings)
+    with tqdm(unit=unit, desc=kind.replace("_", " ")) as bar:
 
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
-            evaluation = execute(runner, RecordStore(engine), "eval_mixing", params, progress).evaluation
-    except BertscopeError as exc:
-        _fail(exc)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
-    body = evaluation.to_json()
-    if out:
-        Path(out).write_text(json.dumps(body, indent=2), encoding="utf-8")
-    click.echo(format_mixing_table(evaluation.summary))
-    click.echo(f"stored as evaluation {evaluation.id}" + (f"; JSON written to {out}" if out else ""))
-
-
-def format_mixing_table(summary: dict) -> str:
-    """Markdown table: one row per method, mean ± std of Spearman's rho per layer."""
-    layers = summary["layers"]
-    lines = [
-        "| method | " + " | ".join(f"layer {layer}" for layer in range(layers)) + " |",
-        "| --- |" + " --- |" * layers,
-    ]
-    for method, stats in summary["summary"].items():
-        cells = [
-            "n/a" if mean is None else f"{mean:.3f} ± {std:.3f}"
-            for mean, std in zip(stats["mean"], stats["std"], strict=True)
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines.append(
-        f"({summary['sentences']} sentences, row {summary['row']}, skipped {summary['skipped'] or 'none'})"
-    )
-    return "\n".join(lines)
+        return execute(runner, RecordStore(engine), kind, params, progress)
 
 
 @main.group("heads")
@@ -254,14 +320,6 @@ def heads_fit(
     database_url: str | None,
 ) -> None:
     """Fit a logistic-regression head, store it and report held-out accuracy."""
-    from tqdm import tqdm
-
-    from app.jobs import execute, parse_params
-    from app.runner import Runner
-    from app.store.analyses import AnalysisStore
-    from app.store.db import make_engine
-    from app.store.records import RecordStore
-
     settings = _settings(model=model, device=device, database_url=database_url)
     raw = {
         "data": data,
@@ -272,16 +330,7 @@ def heads_fit(
         "limit": limit,
     }
     try:
-        params = parse_params("fit_head", raw)
-        engine = make_engine(settings.database_url)
-        runner = Runner(_load(settings), AnalysisStore(engine), settings)
-        with tqdm(unit="text", desc="embedding") as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            head = execute(runner, RecordStore(engine), "fit_head", params, progress).head
+        head = _run_job("fit_head", raw, settings, "text").head
     except BertscopeError as exc:
         _fail(exc)
     metrics = head.metrics

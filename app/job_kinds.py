@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.methods import METHODS
+from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
 from app.methods.evaluation.texts import read_labelled, read_texts
 from app.modeling.heads import fit_head
@@ -108,7 +109,75 @@ def run_fit_head(runner: Runner, params: FitHeadParams, progress: Progress) -> J
     return JobOutcome(head=head)
 
 
+ATTRIBUTION_METHODS = [name for name, method in METHODS.items() if method.kind == "attribution"]
+
+
+class EvalDegradationParams(BaseModel):
+    """Degradation test of attribution methods (see app.methods.evaluation.degradation)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    label_col: str | None = Field("label", description="Gold label column; null = explain the prediction.")
+    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N rows.")
+    methods: list[str] = Field(
+        default_factory=lambda: ["iba", "integrated_gradients", "lime", "occlusion", RANDOM], min_length=1
+    )
+    mode: Mode = "delete"
+    order: Order = "most"
+    target: TargetSpec | None = Field(
+        None, description='e.g. a fitted head: {"kind": "head", "head": "sst2"}.'
+    )
+    method_params: dict[str, dict] = Field(
+        default_factory=dict, description='Params per method, e.g. {"lime": {"samples": 500}}.'
+    )
+    seed: int = 0
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        valid = [*ATTRIBUTION_METHODS, RANDOM]
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValueError(f"unknown attribution method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return names
+
+    @field_validator("method_params")
+    @classmethod
+    def _valid_method_params(cls, values: dict[str, dict]) -> dict[str, dict]:
+        for name, params in values.items():
+            if name not in ATTRIBUTION_METHODS:
+                raise ValueError(f"method_params names unknown method {name!r}")
+            METHODS[name].Params.model_validate(params)
+        return values
+
+
+def run_eval_degradation(runner: Runner, params: EvalDegradationParams, progress: Progress) -> JobOutcome:
+    """Run the degradation test."""
+    if params.label_col:
+        texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
+        rows: list[tuple[str, str | None]] = list(zip(texts, labels, strict=True))
+    else:
+        rows = [(text, None) for text in read_texts(params.data, params.text_col, params.limit)]
+    evaluation = evaluate_degradation(
+        runner.loaded,
+        rows,
+        {name: METHODS.get(name) for name in params.methods},
+        params.target,
+        mode=params.mode,
+        order=params.order,
+        method_params=params.method_params,
+        heads=runner.find_head,
+        max_tokens=runner.max_tokens,
+        model_lock=runner.lock,
+        progress=progress,
+        seed=params.seed,
+    )
+    return JobOutcome("degradation", evaluation.summary())
+
+
 JOB_KINDS: dict[str, JobKind] = {
+    "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),
     "fit_head": JobKind(FitHeadParams, run_fit_head),
 }

@@ -173,7 +173,7 @@ def test_cli_eval_mixing(tmp_path, data_file):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "| value_zeroing |" in result.stdout and "(4 sentences" in result.stdout
+    assert "| value_zeroing |" in result.stdout and "(4 examples" in result.stdout
     assert out.is_file()
     bad = CliRunner().invoke(
         main,

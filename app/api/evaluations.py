@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ModelNotReady
 from app.api.responses import NumpyJSONResponse
-from app.figures.evaluation import evaluation_figure
+from app.figures.evaluation import evaluation_view
 from app.job_kinds import JOB_KINDS
 from app.jobs import JobManager
 
@@ -71,6 +71,6 @@ def get_evaluation(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> 
 
 @router.get("/evaluations/{evaluation_id}/figure")
 def get_evaluation_figure(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
-    """Plotly figure of an evaluation (mixing: Spearman's rho per layer, one line per method)."""
+    """Plotly figure and summary table of an evaluation (mixing: rho per layer; degradation: curves)."""
     evaluation = jobs.records.evaluation(evaluation_id)
-    return {"figure": evaluation_figure(evaluation.kind, evaluation.summary, evaluation.model_name)}
+    return evaluation_view(evaluation.kind, evaluation.summary, evaluation.model_name)

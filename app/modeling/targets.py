@@ -172,15 +172,19 @@ def _zero_shot_embeddings(loaded: LoadedModel, spec: ZeroShotTarget) -> torch.Te
     return torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)
 
 
+def default_target(loaded: LoadedModel) -> AnyTarget:
+    """The model's natural target: its classification or MLM head, else zero-shot sentiment."""
+    if loaded.head == "classification":
+        return ClassificationTarget()
+    return MaskedTokenTarget() if loaded.head == "masked_lm" else ZeroShotTarget()
+
+
 @torch.no_grad()
 def bind_target(
     loaded: LoadedModel, spec: AnyTarget | None, encoded: Encoded, heads: HeadLookup | None = None
 ) -> BoundTarget:
     """Resolve ``spec`` (None = the model's natural default) for this input; ``heads`` finds fitted heads."""
-    if spec is None:
-        spec = {"classification": ClassificationTarget(), "masked_lm": MaskedTokenTarget()}.get(
-            loaded.head, ZeroShotTarget()
-        )
+    spec = spec or default_target(loaded)
     inputs = encoded.model_inputs()
     if isinstance(spec, ClassificationTarget):
         if loaded.head != "classification":
