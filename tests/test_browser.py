@@ -203,6 +203,58 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     assert page.errors == []
 
 
+def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
+    page.goto(server + "/")
+    page.fill("#text", "An unforgettable, wonderfully acted film.")
+    page.select_option("#method", "iba")
+    page.check("#param-sweep")
+    page.fill("#target-labels", "positive, negative")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    page.wait_for_selector("#aux .main-svg")  # the per-layer sweep
+    title = page.evaluate("document.getElementById('figure').layout.title.text")
+    assert title.startswith("Information Bottleneck Attribution, explaining 'positive'")
+    cells = page.evaluate("document.getElementById('figure').data[0].text.flat().filter(Boolean)")
+    assert "##able" in cells or "unforgettable" not in cells  # word pieces shown separately
+    before = _rendered(page)
+    page.check("#view-merge")
+    _wait_rerender(page, before)
+    merged = page.evaluate("document.getElementById('figure').data[0].text.flat().filter(Boolean)")
+    assert "unforgettable" in merged and "[CLS]" not in merged
+    assert len(page.evaluate("document.getElementById('aux').data[0].y")) == 6
+    for name in ("gradient_x_input", "saliency", "lime"):
+        page.uncheck(f"#compare-box input[value='{name}']")
+    page.click("#compare-button")
+    page.wait_for_url("**/compare/*", timeout=120_000)
+    page.wait_for_selector("#aux .main-svg")
+    assert page.evaluate("document.getElementById('figure').data[0].y") == [
+        "iba",
+        "integrated_gradients",
+        "occlusion",
+    ]
+    assert page.errors == []
+
+
+def test_degradation_job_from_the_page(server, page, tmp_path):
+    data = tmp_path / "labelled.tsv"
+    data.write_text("sentence\tlabel\nwhat a fine film .\tpositive\na dull and tired plot .\tnegative\n")
+    page.goto(server + "/evaluations")
+    page.fill("#deg-data", str(data))
+    page.fill("#deg-limit", "2")
+    page.uncheck("form[data-kind='eval_degradation'] input[value='lime']")
+    page.click("form[data-kind='eval_degradation'] button[type='submit']")
+    page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
+    page.wait_for_function(
+        "document.getElementById('evaluation-select').selectedOptions[0]"
+        ".textContent.startsWith('degradation')"
+    )
+    page.wait_for_selector("#evaluation-figure .main-svg")
+    assert page.locator("#evaluation-table tbody tr").count() == 4  # iba, IG, occlusion, random
+    assert "AOPC" in page.inner_text("#evaluation-table thead")
+    assert page.errors == []
+
+
 @pytest.mark.parametrize("path", ["/about", "/neurons", "/probes", "/evaluations"])
 def test_every_page_renders_with_navigation(server, page, path):
     page.goto(server + path)

@@ -12,7 +12,7 @@ from app import __version__
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
-from app.job_kinds import MIXING_METHODS
+from app.job_kinds import ATTRIBUTION_METHODS, MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
 
@@ -142,8 +142,14 @@ def probes_page(request: Request) -> HTMLResponse:
 @router.get("/evaluations", response_class=HTMLResponse)
 def evaluations_page(request: Request) -> HTMLResponse:
     """Start faithfulness evaluations as jobs, follow their progress, plot stored results."""
-    get_runner(request)
-    spec = {"page": "evaluations", "methods": [*MIXING_METHODS, RANDOM]}
+    runner = get_runner(request)
+    spec = {
+        "page": "evaluations",
+        "methods": [*MIXING_METHODS, RANDOM],
+        "attribution_methods": [*ATTRIBUTION_METHODS, RANDOM],
+        "degradation_defaults": ["iba", "integrated_gradients", "lime", "occlusion", RANDOM],
+        "heads": [head.describe() for head in runner.heads.for_revision(runner.loaded.revision)],
+    }
     return render(request, "evaluations.html", {"spec": spec})
 
 

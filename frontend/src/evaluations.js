@@ -1,4 +1,4 @@
-// The Evaluations page: start a job, follow its progress, cancel it, plot stored results.
+// The Evaluations page: start jobs from forms, follow progress, cancel, plot and tabulate stored results.
 
 import { el } from "./dom.js";
 import { draw } from "./plot.js";
@@ -10,16 +10,20 @@ async function api(url, options = {}) {
   return body;
 }
 
-/** Markdown-like rows of mean ± std per method and layer. */
-export function summaryRows(summary) {
-  return Object.entries(summary.summary).map(([method, stats]) => [
-    method,
-    ...stats.mean.map((mean, layer) => (mean === null ? "n/a" : `${mean.toFixed(3)} ± ${stats.std[layer].toFixed(3)}`)),
-  ]);
-}
-
 export function isActive(job) {
   return job.status === "queued" || job.status === "running";
+}
+
+/** Job params from a form's raw entries: lists for repeated names, numbers typed, empty fields left out. */
+export function formParams(entries, numeric = []) {
+  const params = {};
+  for (const [name, value] of entries) {
+    if (value === "" || value === null || value === undefined) continue;
+    if (name === "methods") (params.methods = params.methods || []).push(value);
+    else if (name === "target_head") params.target = { kind: "head", head: value };
+    else params[name] = numeric.includes(name) ? Number(value) : value;
+  }
+  return params;
 }
 
 function renderJobs(tbody, jobs, onCancel) {
@@ -41,21 +45,23 @@ function renderJobs(tbody, jobs, onCancel) {
 
 async function showEvaluation(id) {
   const evaluation = await api(`/api/evaluations/${encodeURIComponent(id)}`);
-  const figure = await api(`/api/evaluations/${encodeURIComponent(id)}/figure`);
-  await draw(document.getElementById("evaluation-figure"), figure.figure);
+  const view = await api(`/api/evaluations/${encodeURIComponent(id)}/figure`);
+  await draw(document.getElementById("evaluation-figure"), view.figure);
   const table = document.getElementById("evaluation-table");
-  const layers = evaluation.summary.layers;
-  const head = el("tr", {}, [el("th", { text: "method" }), ...Array.from({ length: layers }, (_, l) => el("th", { text: `layer ${l}` }))]);
-  table.replaceChildren(el("thead", {}, [head]), el("tbody", {}, summaryRows(evaluation.summary).map((cells) => el("tr", {}, cells.map((text) => el("td", { text }))))));
+  const head = el("tr", {}, view.table.columns.map((text) => el("th", { text })));
+  const rows = view.table.rows.map((cells) => el("tr", {}, cells.map((text) => el("td", { text: String(text) }))));
+  table.replaceChildren(el("thead", {}, [head]), el("tbody", {}, rows));
+  document.getElementById("evaluation-meta").textContent =
+    `${evaluation.kind} on ${evaluation.model_name} @ ${evaluation.model_revision}; params ${JSON.stringify(evaluation.params)}`;
   const link = document.getElementById("evaluation-json");
   link.href = `/api/evaluations/${encodeURIComponent(id)}`;
   link.download = `bertscope-evaluation-${id}.json`;
 }
 
 async function loadEvaluations(select, preferred) {
-  const evaluations = await api("/api/evaluations?kind=mixing");
+  const evaluations = await api("/api/evaluations");
   select.replaceChildren(
-    ...evaluations.map((e) => el("option", { value: e.id, text: `${e.created_at.slice(0, 16).replace("T", " ")} · ${e.model_name} · ${e.summary.sentences} sentences · ${e.id}` })),
+    ...evaluations.map((e) => el("option", { value: e.id, text: `${e.kind} · ${e.created_at.slice(0, 16).replace("T", " ")} · ${e.model_name} · ${e.summary.sentences ?? e.summary.examples} examples · ${e.id}` })),
   );
   document.getElementById("evaluation-empty").hidden = evaluations.length > 0;
   const chosen = preferred || (evaluations[0] && evaluations[0].id);
@@ -66,44 +72,40 @@ async function loadEvaluations(select, preferred) {
 }
 
 export function setupEvaluations() {
-  const form = document.getElementById("eval-form");
   const errorBox = document.getElementById("eval-error");
   const tbody = document.querySelector("#jobs-table tbody");
   const select = document.getElementById("evaluation-select");
   const seenDone = new Set();
   let timer = null;
+  let watching = false;
   const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
   const poll = async () => {
     try {
       const jobs = await api("/api/jobs");
       renderJobs(tbody, jobs, async (id) => { await api(`/api/jobs/${id}/cancel`, { method: "POST" }); poll(); });
-      const finished = jobs.find((job) => job.status === "done" && job.result_id && !seenDone.has(job.id));
+      const finished = jobs.find((job) => job.status === "done" && job.result_id && !seenDone.has(job.id) && job.kind !== "fit_head");
       for (const job of jobs) if (job.status === "done") seenDone.add(job.id);
-      if (finished && timer !== null) await loadEvaluations(select, finished.result_id);
+      if (finished && watching) await loadEvaluations(select, finished.result_id);
       clearTimeout(timer);
       timer = jobs.some(isActive) ? setTimeout(poll, 1000) : null;
     } catch (error) {
       showError(error.message);
     }
   };
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    showError("");
-    const data = new FormData(form);
-    const params = {
-      data: data.get("data"),
-      row: data.get("row"),
-      methods: data.getAll("methods"),
-    };
-    if (data.get("limit")) params.limit = Number(data.get("limit"));
-    try {
-      await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kind: "eval_mixing", params }) });
-      timer = timer || 0;
-      poll();
-    } catch (error) {
-      showError(error.message);
-    }
-  });
+  for (const form of document.querySelectorAll("form.job-form")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      showError("");
+      const params = formParams(new FormData(form).entries(), ["limit"]);
+      try {
+        await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kind: form.dataset.kind, params }) });
+        watching = true;
+        poll();
+      } catch (error) {
+        showError(error.message);
+      }
+    });
+  }
   select.addEventListener("change", () => showEvaluation(select.value).catch((error) => showError(error.message)));
   poll().then(() => loadEvaluations(select)).catch((error) => showError(error.message));
 }

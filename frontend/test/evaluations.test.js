@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isActive, summaryRows } from "../src/evaluations.js";
+import { formParams, isActive } from "../src/evaluations.js";
 
-test("summaryRows formats mean ± std per layer and marks missing layers", () => {
-  const summary = { summary: { value_zeroing: { mean: [0.5, null], std: [0.1234, null], n: [3, 0] } } };
-  assert.deepEqual(summaryRows(summary), [["value_zeroing", "0.500 ± 0.123", "n/a"]]);
+test("formParams collects repeated methods, types numbers, builds a head target, drops empty fields", () => {
+  const entries = [["data", "x.tsv"], ["limit", "50"], ["methods", "iba"], ["methods", "lime"], ["text_col", ""], ["target_head", "abc"]];
+  assert.deepEqual(formParams(entries, ["limit"]), { data: "x.tsv", limit: 50, methods: ["iba", "lime"], target: { kind: "head", head: "abc" } });
 });
 
 test("isActive is true only for queued and running jobs", () => {
