@@ -151,11 +151,11 @@ def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page)
     page.wait_for_url("**/compare/*")
     page.wait_for_selector("#figure .main-svg")
     names = page.evaluate("document.getElementById('figure').data.map((t) => t.name)")
-    assert names == ["value_zeroing", "attention", "attention_rollout", "attention_norm"]
+    assert names == ["value_zeroing", "attention", "attention_rollout", "attention_norm", "alti"]
     before = _rendered(page)
     page.select_option("#view-scale", "own")
     _wait_rerender(page, before)
-    assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 4
+    assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 5
     page.click("#share-button")
     page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
     link = page.eval_on_selector("#share-status", "(el) => el.dataset.link")
@@ -178,8 +178,10 @@ def test_long_input_stays_responsive(server, page):
     page.check("#view-hide_special")
     _wait_rerender(page, before)
     assert page.evaluate("document.getElementById('figure').layout.xaxis.ticktext[0]") != "[CLS]"
-    box = page.locator("#figure .nsewdrag").first.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    drag = page.locator("#figure .nsewdrag").first
+    drag.scroll_into_view_if_needed()
+    box = drag.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 40, steps=5)
     page.wait_for_function("document.getElementById('hover-info').textContent.includes('key')")
     assert "query" in page.inner_text("#hover-info")  # tokens named even where hover labels are dropped
     assert page.errors == []
