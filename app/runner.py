@@ -7,11 +7,13 @@ import json
 import threading
 from typing import Any
 
+import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.errors import InvalidInput
 from app.methods import get_method
+from app.methods.attribution.sanity import randomisation_test
 from app.modeling.encoding import encode
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
@@ -72,6 +74,17 @@ class Runner:
     def max_tokens(self) -> int:
         return min(self.settings.max_tokens, self.loaded.max_positions)
 
+    def randomisation(self, analysis: StoredAnalysis) -> dict:
+        """Adebayo et al.'s cascading model-parameter randomisation test of a stored attribution."""
+        if get_method(analysis.method).kind != "attribution":
+            raise InvalidInput("The randomisation test applies to token attribution analyses.")
+        if analysis.model["revision"] != self.loaded.revision:
+            raise InvalidInput("This analysis was made with other weights than the loaded ones.")
+        original = np.asarray(analysis.result["scores"], dtype=np.float64)
+        with self.lock:
+            method, encoded, params, target = _rerun_inputs(self, analysis)
+            return randomisation_test(self.loaded, encoded, method, params, target, original)
+
     def analyze(self, request: AnalysisRequest) -> tuple[StoredAnalysis, bool]:
         """Return the stored analysis for ``request`` and whether it came from the cache."""
         method = get_method(request.method)
@@ -124,6 +137,28 @@ class Runner:
             cache_key=key,
         )
         return self.store.save(analysis), False
+
+
+def _rerun_inputs(runner: Runner, analysis: StoredAnalysis) -> tuple:
+    """Encoded input, validated params and bound target of a stored analysis, to run it again."""
+    method = get_method(analysis.method)
+    encoded = encode(
+        runner.loaded.tokenizer,
+        analysis.text,
+        analysis.text_pair,
+        max_tokens=runner.max_tokens,
+        max_chars=runner.settings.max_text_chars,
+        device=runner.loaded.device,
+        token_types=runner.loaded.uses_token_types,
+    )
+    spec = (analysis.target or {}).get("spec")
+    target_spec = TypeAdapter(TargetSpec).validate_python(spec) if spec else None
+    target = (
+        bind_target(runner.loaded, target_spec, encoded, heads=runner.find_head)
+        if method.needs_target
+        else None
+    )
+    return method, encoded, method.Params.model_validate(analysis.params), target
 
 
 def analysis_json(analysis: StoredAnalysis, *, cached: bool | None = None) -> dict[str, Any]:

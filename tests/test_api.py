@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 SENTENCE = "the cat sat on the mat ."
 
@@ -308,3 +309,22 @@ def test_stacked_view_hides_special_tokens_by_default(client):
     ]
     main = client.get(f"/api/compare/{','.join(ids)}/figure").json()["figures"]["main"]
     assert main["layout"]["xaxis"]["ticktext"] == ["a", "good", "movie"]
+
+
+def test_randomisation_sanity_check(client, tiny_bert):
+    weights = {name: p.clone() for name, p in tiny_bert.model.state_dict().items()}
+    body = _post(
+        client, method="gradient_x_input", text="a good movie with a bad end", target=ZERO_SHOT
+    ).json()
+    answer = client.post(f"/api/analyses/{body['id']}/randomisation").json()
+    result = answer["result"]
+    assert result["randomised_blocks"] == [0, 1, 2] and result["spearman"][0] == 1.0
+    assert all(-1 <= rho <= 1 for rho in result["spearman"])
+    assert result["scores"][2] != result["scores"][0]  # randomising every block changes the map
+    assert answer["figure"]["data"][0]["x"] == [0, 1, 2]
+    for name, tensor in tiny_bert.model.state_dict().items():  # the served model is untouched
+        assert torch.equal(tensor, weights[name]), name
+    mixing = _post(client, method="attention").json()
+    _assert_error(
+        client.post(f"/api/analyses/{mixing['id']}/randomisation"), 422, "invalid_input", "attribution"
+    )

@@ -11,7 +11,7 @@ from app.api.deps import get_runner
 from app.api.responses import NumpyJSONResponse
 from app.errors import InvalidInput, NotFound
 from app.figures import figure_builder, figure_encoding
-from app.figures.attribution import stacked_controls, stacked_figures
+from app.figures.attribution import randomisation_figure, stacked_controls, stacked_figures
 from app.figures.compare import compare_controls, compare_figure
 from app.methods import METHODS
 from app.methods.base import Method
@@ -158,6 +158,14 @@ def analysis_figures(analysis: StoredAnalysis, view: dict[str, str]) -> dict[str
 def with_defaults(controls: list[dict], view: dict[str, str]) -> dict[str, str]:
     """The view with every control the request left out set to its default."""
     return {**{control["name"]: str(control["value"]) for control in controls}, **view}
+
+
+@router.post("/analyses/{analysis_id}/randomisation", responses=ERRORS)
+def randomisation(analysis_id: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """Model-parameter randomisation test (Adebayo et al. 2018) of a stored attribution, on demand."""
+    analysis = runner.store.get(analysis_id)
+    rows = runner.randomisation(analysis)
+    return {"figure": randomisation_figure(analysis.method, rows), "result": rows}
 
 
 MAX_COMPARED = 6

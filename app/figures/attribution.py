@@ -242,3 +242,30 @@ def stacked_figures(
         "config": download_config("attribution_agreement"),
     }
     return {"main": main, "aux": aux}
+
+
+def randomisation_figure(method: str, rows: dict) -> FigureDict:
+    """Spearman's rho with the original map as more top blocks are re-initialised (Adebayo et al. 2018)."""
+    x = rows["randomised_blocks"]
+    traces = [
+        {"type": "scatter", "mode": "lines+markers", "name": "rho", "x": x, "y": rows["spearman"]},
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "rho of |scores|",
+            "x": x,
+            "y": rows["spearman_abs"],
+            "line": {"dash": "dot"},
+        },
+    ]
+    title = f"Sanity check ({method}): rank correlation with the original map as top blocks are randomised"
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": title},
+            "height": 360,
+            "xaxis": {"title": {"text": "top blocks re-initialised"}, "dtick": 1},
+            "yaxis": {"title": {"text": "Spearman's rho"}, "range": [-1, 1.05]},
+        },
+        "config": download_config(f"{method}_randomisation"),
+    }

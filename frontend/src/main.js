@@ -167,6 +167,31 @@ function setupCompare(spec) {
   });
 }
 
+/** On an attribution: run the model-parameter randomisation test on demand and plot it. */
+function setupSanity(spec) {
+  const box = document.getElementById("sanity-box");
+  const current = spec.methods.find((m) => m.name === spec.analysis.method);
+  if (!box || !current || current.kind !== "attribution") return;
+  box.hidden = false;
+  const status = document.getElementById("sanity-status");
+  const button = document.getElementById("sanity-button");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    status.textContent = "re-initialising blocks and re-running the method…";
+    try {
+      const response = await fetch(`/api/analyses/${encodeURIComponent(spec.analysis.id)}/randomisation`, { method: "POST" });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error ? body.error.message : `The server answered ${response.status}.`);
+      await draw(document.getElementById("sanity-figure"), body.figure);
+      status.textContent = "";
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
 function boot() {
   const spec = readSpec();
   if (!spec) return;
@@ -183,6 +208,7 @@ function boot() {
     const { id, url } = spec.analysis;
     setupFigureView({ url, figureUrl: `/api/analyses/${encodeURIComponent(id)}/figure`, controls: spec.controls, figures: spec.figures });
     setupCompare(spec);
+    setupSanity(spec);
   }
 }
 
