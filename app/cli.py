@@ -176,15 +176,7 @@ def eval_mixing(
     raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
     if methods:
         raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
-    try:
-        if target:
-            raw["target"] = json.loads(target)
-        outcome = _run_job("eval_mixing", raw, settings, "sentence")
-    except BertscopeError as exc:
-        _fail(exc)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
-    _report(outcome.evaluation, out)
+    _evaluate("eval_mixing", raw, target, settings, "sentence", out)
 
 
 @eval_group.command("degradation")
@@ -240,10 +232,17 @@ def eval_degradation(
             raise click.BadParameter(f"{item!r} is not of the form METHOD.KEY=VALUE", param_hint="--param")
         method, name = key.split(".", 1)
         raw["method_params"].setdefault(method, {})[name] = value
+    _evaluate("eval_degradation", raw, target, settings, "example", out)
+
+
+def _evaluate(
+    kind: str, raw: dict, target: str | None, settings: Settings, unit: str, out: str | None
+) -> None:
+    """Parse the --target JSON, run the evaluation job here, print and store its result."""
     try:
         if target:
             raw["target"] = json.loads(target)
-        outcome = _run_job("eval_degradation", raw, settings, "example")
+        outcome = _run_job(kind, raw, settings, unit)
     except BertscopeError as exc:
         _fail(exc)
     except json.JSONDecodeError as exc:

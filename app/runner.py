@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from app.errors import InvalidInput
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
-from app.modeling.encoding import encode
+from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
 from app.settings import Settings
@@ -66,6 +66,12 @@ class Runner:
         self.settings = settings
         self.lock = threading.Lock()
 
+    def encode(self, text: str, text_pair: str | None = None) -> Encoded:
+        """Encode an input for the loaded model within the configured limits."""
+        return encode_for(
+            self.loaded, text, text_pair, max_tokens=self.max_tokens, max_chars=self.settings.max_text_chars
+        )
+
     def find_head(self, key: str) -> FittedHead:
         """A head fitted on the loaded weights, by id or name."""
         return self.heads.find(key, self.loaded.revision)
@@ -106,15 +112,7 @@ class Runner:
         if cached is not None:
             return cached, True
         with self.lock:
-            encoded = encode(
-                self.loaded.tokenizer,
-                request.text,
-                request.text_pair,
-                max_tokens=self.max_tokens,
-                max_chars=self.settings.max_text_chars,
-                device=self.loaded.device,
-                token_types=self.loaded.uses_token_types,
-            )
+            encoded = self.encode(request.text, request.text_pair)
             target = (
                 bind_target(self.loaded, request.target, encoded, heads=self.find_head)
                 if method.needs_target
@@ -142,15 +140,7 @@ class Runner:
 def _rerun_inputs(runner: Runner, analysis: StoredAnalysis) -> tuple:
     """Encoded input, validated params and bound target of a stored analysis, to run it again."""
     method = get_method(analysis.method)
-    encoded = encode(
-        runner.loaded.tokenizer,
-        analysis.text,
-        analysis.text_pair,
-        max_tokens=runner.max_tokens,
-        max_chars=runner.settings.max_text_chars,
-        device=runner.loaded.device,
-        token_types=runner.loaded.uses_token_types,
-    )
+    encoded = runner.encode(analysis.text, analysis.text_pair)
     spec = (analysis.target or {}).get("spec")
     target_spec = TypeAdapter(TargetSpec).validate_python(spec) if spec else None
     target = (

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from app.errors import InputTooLong, InvalidInput
+
+if TYPE_CHECKING:
+    from app.modeling.loading import LoadedModel
 
 
 @dataclass
@@ -102,4 +106,19 @@ def encode(
         word_ids=list(batch.word_ids(0)),
         sequence_ids=list(batch.sequence_ids(0)),
         offsets=[(int(start), int(end)) for start, end in batch["offset_mapping"][0].tolist()],
+    )
+
+
+def encode_for(
+    loaded: LoadedModel, text: str, text_pair: str | None = None, *, max_tokens: int, max_chars: int = 20_000
+) -> Encoded:
+    """Encode for the loaded model: its tokenizer, its device, segment ids only if it takes them."""
+    return encode(
+        loaded.tokenizer,
+        text,
+        text_pair,
+        max_tokens=max_tokens,
+        max_chars=max_chars,
+        device=loaded.device,
+        token_types=loaded.uses_token_types,
     )

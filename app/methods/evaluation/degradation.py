@@ -22,7 +22,7 @@ import torch
 
 from app.errors import InputTooLong, InvalidInput, TargetNotAvailable
 from app.methods.base import Method
-from app.modeling.encoding import Encoded, encode
+from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import (
     AnyTarget,
@@ -176,13 +176,7 @@ def _evaluate_example(
     rng: np.random.Generator,
 ) -> None:
     try:
-        encoded = encode(
-            loaded.tokenizer,
-            text,
-            max_tokens=max_tokens,
-            device=loaded.device,
-            token_types=loaded.uses_token_types,
-        )
+        encoded = encode_for(loaded, text, max_tokens=max_tokens)
     except InputTooLong:
         _skip(evaluation, "too_long")
         return

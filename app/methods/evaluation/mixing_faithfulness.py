@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from app.errors import InputTooLong, InvalidInput
 from app.methods.base import Method
 from app.methods.mixing.common import rollout
-from app.modeling.encoding import Encoded, encode
+from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget, TargetSpec, bind_target
 
@@ -139,13 +139,7 @@ def _evaluate_sentence(
     evaluation: MixingEvaluation,
 ) -> None:
     try:
-        encoded = encode(
-            loaded.tokenizer,
-            text,
-            max_tokens=max_tokens,
-            device=loaded.device,
-            token_types=loaded.uses_token_types,
-        )
+        encoded = encode_for(loaded, text, max_tokens=max_tokens)
     except InputTooLong:
         evaluation.skipped["too_long"] = evaluation.skipped.get("too_long", 0) + 1
         return
