@@ -143,3 +143,16 @@ def test_iba_dataset_estimator(setup):
 
 def test_default_layer_scales_the_published_choice():
     assert [default_layer(n) for n in (12, 6, 24, 2)] == [8, 4, 16, 1]
+
+
+def test_mixing_rows_are_rollout_rows(setup):
+    from app.methods.mixing.value_zeroing import ValueZeroing
+
+    loaded, encoded, target = setup
+    rollout = ValueZeroing().run(loaded, encoded, ValueZeroing.Params(), None).rollout
+    method = METHODS["value_zeroing_row"]
+    np.testing.assert_allclose(
+        method.run(loaded, encoded, method.Params(), target).scores, rollout[0], atol=1e-6
+    )
+    mean = method.run(loaded, encoded, method.Params(row="mean"), target).scores
+    np.testing.assert_allclose(mean, rollout[1:-1].mean(axis=0), atol=1e-6)

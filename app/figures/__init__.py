@@ -24,6 +24,8 @@ FIGURES: dict[str, FigureBuilder] = {
     "saliency": AttributionFigure("Saliency"),
     "lime": AttributionFigure("LIME"),
     "occlusion": AttributionFigure("Occlusion"),
+    "value_zeroing_row": AttributionFigure("Value Zeroing rollout row"),
+    "attention_rollout_row": AttributionFigure("Attention rollout row"),
 }
 
 

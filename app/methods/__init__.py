@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.errors import UnknownMethod
 from app.methods.attribution.gradients import GradientXInput, IntegratedGradientsMethod, SaliencyMethod
 from app.methods.attribution.iba import InformationBottleneck
+from app.methods.attribution.mixing_rows import AttentionRolloutRow, ValueZeroingRow
 from app.methods.attribution.perturbation import LimeMethod, OcclusionMethod
 from app.methods.base import Method
 from app.methods.mixing.alti import Alti
@@ -25,6 +26,8 @@ METHODS: dict[str, Method] = {
     SaliencyMethod.name: SaliencyMethod(),
     LimeMethod.name: LimeMethod(),
     OcclusionMethod.name: OcclusionMethod(),
+    ValueZeroingRow.name: ValueZeroingRow(),
+    AttentionRolloutRow.name: AttentionRolloutRow(),
 }
 
 

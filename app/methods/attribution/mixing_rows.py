@@ -1,0 +1,65 @@
+"""Attention-derived token attribution: a context-mixing method's rolled-out row as token scores.
+
+The row of the position the prediction is read from ([CLS], or the [MASK] for masked-token targets; or the
+mean of all word rows, matching mean-pooled sentence embeddings), after rolling the mixing matrices out over
+all layers. As compared with gradient and perturbation attributions by Abnar & Zuidema (ACL 2020,
+https://arxiv.org/abs/2005.00928) for ``attention_rollout`` and by Mohebbi et al. (EACL 2023,
+https://aclanthology.org/2023.eacl-main.245/) for ``value_zeroing``. Unsigned shares; the target only chooses
+the row (mixing does not depend on the explained label). Output: ``scores`` [token].
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from app.methods.attribution.common import AttributionMethod
+from app.methods.base import NoParams
+from app.methods.mixing.attention_rollout import AttentionRollout
+from app.methods.mixing.value_zeroing import ValueZeroing
+from app.modeling.encoding import Encoded
+from app.modeling.loading import LoadedModel
+from app.modeling.targets import BoundTarget
+
+
+class RowParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    row: Literal["auto", "cls", "mean"] = "auto"
+
+
+class MixingRowAttribution(AttributionMethod):
+    """Token scores read from a mixing method's rollout (row of the prediction position)."""
+
+    mixing: ClassVar[type] = ValueZeroing
+    Params: ClassVar[type[BaseModel]] = RowParams
+    signed: ClassVar[bool] = False
+
+    def attribute(
+        self, loaded: LoadedModel, encoded: Encoded, params: RowParams, target: BoundTarget
+    ) -> tuple[torch.Tensor, dict]:
+        rollout = torch.from_numpy(self.mixing().run(loaded, encoded, NoParams(), None).rollout)
+        if params.row == "mean":
+            words = [i for i, special in enumerate(encoded.special_mask) if not special]
+            return rollout[words].mean(dim=0), {}
+        position = target.position if target.position is not None and params.row == "auto" else 0
+        return rollout[position], {}
+
+
+class ValueZeroingRow(MixingRowAttribution):
+    """Value Zeroing rollout row of the prediction position, as token attribution."""
+
+    name: ClassVar[str] = "value_zeroing_row"
+    title: ClassVar[str] = "Value Zeroing rollout row"
+    citation: ClassVar[str] = "Mohebbi, Zuidema, Chrupała & Alishahi, EACL 2023"
+    mixing: ClassVar[type] = ValueZeroing
+
+
+class AttentionRolloutRow(MixingRowAttribution):
+    """Attention rollout row of the prediction position, as token attribution."""
+
+    name: ClassVar[str] = "attention_rollout_row"
+    title: ClassVar[str] = "Attention rollout row"
+    citation: ClassVar[str] = "Abnar & Zuidema, ACL 2020"
+    mixing: ClassVar[type] = AttentionRollout
