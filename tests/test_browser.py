@@ -225,7 +225,7 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
     merged = page.evaluate("document.getElementById('figure').data[0].text.flat().filter(Boolean)")
     assert "unforgettable" in merged and "[CLS]" not in merged
     assert len(page.evaluate("document.getElementById('aux').data[0].y")) == 6
-    for name in ("gradient_x_input", "saliency", "lime"):
+    for name in ("gradient_x_input", "saliency", "lime", "value_zeroing_row", "attention_rollout_row"):
         page.uncheck(f"#compare-box input[value='{name}']")
     page.click("#compare-button")
     page.wait_for_url("**/compare/*", timeout=120_000)
