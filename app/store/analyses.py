@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,9 +49,13 @@ def new_id() -> str:
 class AnalysisStore:
     """Save and fetch analyses; every database failure becomes a clear ``StoreUnavailable``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, recent: int = 8) -> None:
         self.engine = engine
         self._ready = False
+        # stored analyses never change, so the last few read stay decoded for fast view changes
+        self._recent: OrderedDict[str, StoredAnalysis] = OrderedDict()
+        self._recent_size = recent
+        self._recent_lock = threading.Lock()
 
     def _ensure_tables(self) -> None:
         if not self._ready:
@@ -78,9 +84,17 @@ class AnalysisStore:
 
     def get(self, analysis_id: str) -> StoredAnalysis:
         """The analysis with this id, or ``NotFound``."""
+        with self._recent_lock:
+            if analysis_id in self._recent:
+                self._recent.move_to_end(analysis_id)
+                return self._recent[analysis_id]
         found = self._one(select(AnalysisRow).where(AnalysisRow.id == analysis_id))
         if found is None:
             raise NotFound(f"No stored analysis with id {analysis_id!r}.")
+        with self._recent_lock:
+            self._recent[analysis_id] = found
+            while len(self._recent) > self._recent_size:
+                self._recent.popitem(last=False)
         return found
 
     def _one(self, query: Any) -> StoredAnalysis | None:
