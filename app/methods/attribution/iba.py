@@ -46,16 +46,29 @@ SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_corpus.tx
 class IbaParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     layer: int | None = Field(
-        None, ge=0, description="Block after which the bottleneck sits (default: 8 of 12, scaled by depth)."
+        None,
+        ge=0,
+        title="Bottleneck after block",
+        description="Block after which the bottleneck sits (default: 8 of 12, scaled by depth).",
     )
-    beta: float = Field(1e-5, ge=0, le=10, description="Weight of the information (capacity) term.")
-    steps: int = Field(10, ge=1, le=200, description="Adam steps on alpha.")
-    lr: float = Field(1.0, gt=0, le=100, description="Adam learning rate.")
-    samples: int = Field(10, ge=1, le=256, description="Noise samples per step (one batch).")
-    alpha_init: float = Field(5.0, ge=-20, le=20, description="Initial mask logit (sigmoid(5) = 0.993).")
-    estimator: Literal["sentence", "dataset"] = "sentence"
-    sweep: bool = Field(False, description="Also run the bottleneck after every block (per-layer picture).")
-    seed: int = Field(0, description="Seed of the noise.")
+    beta: float = Field(
+        1e-5, ge=0, le=10, title="β", description="Weight of the information (capacity) term."
+    )
+    steps: int = Field(10, ge=1, le=200, title="Steps", description="Adam steps on alpha.")
+    lr: float = Field(1.0, gt=0, le=100, title="Learning rate", description="Adam learning rate.")
+    samples: int = Field(
+        10, ge=1, le=256, title="Noise samples", description="Noise samples per step (one batch)."
+    )
+    alpha_init: float = Field(
+        5.0, ge=-20, le=20, title="Initial α", description="Initial mask logit (0.993 kept)."
+    )
+    estimator: Literal["sentence", "dataset"] = Field(
+        "sentence", title="μ, σ estimator", description="sentence: published IBA code; dataset: Schulz et al."
+    )
+    sweep: bool = Field(
+        False, title="Sweep all blocks", description="Also run the bottleneck after every block."
+    )
+    seed: int = Field(0, title="Seed", description="Seed of the noise.")
 
 
 class Injector(nn.Module):
