@@ -131,7 +131,7 @@ class EvalDegradationParams(BaseModel):
     method_params: dict[str, dict] = Field(
         default_factory=dict, description='Params per method, e.g. {"lime": {"samples": 500}}.'
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**31 - 1)
 
     @field_validator("methods")
     @classmethod

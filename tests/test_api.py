@@ -227,7 +227,7 @@ def test_compare_refuses_bad_sets(client):
     a = _post(client, method="value_zeroing").json()["id"]
     b = _post(client, method="attention_norm", text="a dog").json()["id"]
     _assert_error(client.get(f"/api/compare/{a},{b}/figure"), 422, "invalid_input", "same sentence")
-    _assert_error(client.get(f"/api/compare/{a}/figure"), 422, "invalid_input", "2 to 6")
+    _assert_error(client.get(f"/api/compare/{a}/figure"), 422, "invalid_input", "2 to 8")
     _assert_error(client.get(f"/api/compare/{a},nope/figure"), 404, "not_found")
     _assert_error(client.get(f"/api/compare/{a},{a}/figure", params={"scale": "wild"}), 422, "invalid_input")
 
@@ -328,3 +328,23 @@ def test_randomisation_sanity_check(client, tiny_bert):
     _assert_error(
         client.post(f"/api/analyses/{mixing['id']}/randomisation"), 422, "invalid_input", "attribution"
     )
+
+
+def test_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/vendor/swagger/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/vendor/swagger/swagger-ui-bundle.js").status_code == 200
+
+
+def test_out_of_range_params_are_422_not_500(client):
+    huge = 99999999999999999999999
+    _assert_error(
+        _post(client, method="iba", params={"seed": huge}, target=ZERO_SHOT), 422, "invalid_input", "seed"
+    )
+    _assert_error(
+        _post(client, method="lime", params={"seed": -1}, target=ZERO_SHOT), 422, "invalid_input", "seed"
+    )
+    duplicate = {"kind": "zero_shot", "labels": ["a", "a"]}
+    _assert_error(_post(client, method="iba", target=duplicate), 422, "invalid_request", "distinct")
+    _assert_error(_post(client, text="\u200b\u200b"), 422, "invalid_input", "no characters")

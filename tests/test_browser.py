@@ -211,12 +211,14 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
     page.select_option("#method", "iba")
     page.check("#param-sweep")
     page.fill("#target-labels", "positive, negative")
+    page.fill("#target-template", "This film is {}.")
     page.click("#analyze-button")
     page.wait_for_url("**/a/*")
     page.wait_for_selector("#figure .main-svg")
     page.wait_for_selector("#aux .main-svg")  # the per-layer sweep
     title = page.evaluate("document.getElementById('figure').layout.title.text")
     assert title.startswith("Information Bottleneck Attribution, explaining 'positive'")
+    assert page.input_value("#target-template") == "This film is {}."  # the reopened form shows its target
     cells = page.evaluate("document.getElementById('figure').data[0].text.flat().filter(Boolean)")
     assert "##able" in cells or "unforgettable" not in cells  # word pieces shown separately
     before = _rendered(page)

@@ -55,3 +55,15 @@ def test_unicode_is_handled(tiny_bert):
     for (start, end), word in zip(encoded.offsets, encoded.word_ids, strict=True):
         if word is not None:
             assert 0 <= start < end <= len(text)
+
+
+def test_typed_special_tokens_are_marked_special(tiny_bert):
+    encoded = encode(tiny_bert.tokenizer, "a [SEP] cat", max_tokens=64)
+    assert encoded.tokens == ["[CLS]", "a", "[SEP]", "cat", "[SEP]"]
+    assert encoded.special_mask == [True, False, True, False, True]
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\u200b"])
+def test_invisible_only_text_is_refused(tiny_bert, text):
+    with pytest.raises(InvalidInput, match="no characters the tokenizer can read"):
+        encode(tiny_bert.tokenizer, text, max_tokens=64)

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
 from app.api import evaluations, pages, routes
@@ -51,12 +53,27 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         description="Look inside BERT-family encoders: attention, attribution, mixing, neurons, probes.",
         lifespan=lifespan,
         default_response_class=NumpyJSONResponse,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.runner = None
     app.state.jobs = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
+    app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """OpenAPI documentation with Swagger UI served from the installed package (works offline)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="bertscope API",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_js_url="/vendor/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger/swagger-ui.css",
+        )
+
     app.include_router(routes.router)
     app.include_router(evaluations.router)
     app.include_router(pages.router)

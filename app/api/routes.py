@@ -168,11 +168,11 @@ def randomisation(analysis_id: str, runner: Runner = Depends(get_runner)) -> dic
     return {"figure": randomisation_figure(analysis.method, rows), "result": rows}
 
 
-MAX_COMPARED = 6
+MAX_COMPARED = 8
 
 
 def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
-    """2 to 6 stored analyses of one kind (mixing or attribution) of the same input by the same weights."""
+    """2 to 8 stored analyses of one kind (mixing or attribution) of the same input by the same weights."""
     wanted = [part for part in ids.split(",") if part]
     if not 2 <= len(wanted) <= MAX_COMPARED:
         raise InvalidInput(f"Compare needs 2 to {MAX_COMPARED} analysis ids separated by commas.")

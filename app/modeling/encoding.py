@@ -27,6 +27,7 @@ class Encoded:
     word_ids: list[int | None]  # word index within its sequence; None for special tokens
     sequence_ids: list[int | None]  # 0 = text, 1 = text_pair, None = special token
     offsets: list[tuple[int, int]]  # character span in its own sequence's text
+    special: list[bool] | None = None  # added special tokens, and special tokens typed in the text
 
     @property
     def length(self) -> int:
@@ -34,6 +35,8 @@ class Encoded:
 
     @property
     def special_mask(self) -> list[bool]:
+        if self.special is not None:
+            return self.special
         return [sequence is None for sequence in self.sequence_ids]
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
@@ -95,6 +98,20 @@ def encode(
             "(or raise BERTSCOPE_MAX_TOKENS, up to the model's maximum)."
         )
     ids = batch["input_ids"][0].tolist()
+    sequence_ids = list(batch.sequence_ids(0))
+    special_ids = set(tokenizer.all_special_ids)
+    special = [
+        sequence is None or token in special_ids for sequence, token in zip(sequence_ids, ids, strict=True)
+    ]
+    for field, value in (("text", text), ("text_pair", text_pair)):
+        index = 0 if field == "text" else 1
+        if value is not None and not any(
+            s == index and not sp for s, sp in zip(sequence_ids, special, strict=True)
+        ):
+            if not (field == "text" and tokenizer.mask_token and tokenizer.mask_token in value):
+                raise InvalidInput(
+                    f"'{field}' has no characters the tokenizer can read (only invisible ones?)."
+                )
     token_type_ids = batch.get("token_type_ids") if token_types else None
     return Encoded(
         text=text,
@@ -104,8 +121,9 @@ def encode(
         token_type_ids=None if token_type_ids is None else token_type_ids.to(device),
         tokens=tokenizer.convert_ids_to_tokens(ids),
         word_ids=list(batch.word_ids(0)),
-        sequence_ids=list(batch.sequence_ids(0)),
+        sequence_ids=sequence_ids,
         offsets=[(int(start), int(end)) for start, end in batch["offset_mapping"][0].tolist()],
+        special=special,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Protocol
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import TargetNotAvailable
 from app.modeling.encoding import Encoded
@@ -49,6 +49,14 @@ class ZeroShotTarget(BaseModel):
     )
     template: str = Field("This review is {}.", max_length=500)
     label: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError("zero-shot labels must be distinct")
+        return labels
+
     temperature: float = Field(
         0.05, gt=0, le=10, description="Probabilities are softmax(cosine / temperature) over the labels."
     )

@@ -147,7 +147,7 @@ function setupCompare(spec) {
   box.replaceChildren(el("span", { class: "hint", text: "Compare with:" }), ...checks, button, note);
   box.hidden = false;
   button.addEventListener("click", async () => {
-    const chosen = checks.map((label) => label.querySelector("input")).filter((input) => input.checked).map((input) => input.value).slice(0, 5);
+    const chosen = checks.map((label) => label.querySelector("input")).filter((input) => input.checked).map((input) => input.value).slice(0, 7);
     if (!chosen.length) {
       note.textContent = "Pick at least one method.";
       return;

@@ -8,14 +8,17 @@ export function renderTarget(container, targets, current) {
   const kind = el("select", { id: "target-kind", name: "kind" }, targets.map((t) => el("option", { value: t.kind, text: t.kind })));
   if (current && current.kind) kind.value = current.kind;
   const details = el("div", { class: "target-details" });
+  const stored = current && current.spec ? current.spec : null;
   const fill = () => {
-    const chosen = targets.find((t) => t.kind === kind.value) || {};
+    const listed = targets.find((t) => t.kind === kind.value) || {};
+    // a reopened analysis shows the target it was made with, not the defaults
+    const chosen = stored && stored.kind === listed.kind ? { ...listed, ...stored, heads: listed.heads } : listed;
     details.replaceChildren();
     if (chosen.kind === "zero_shot") {
       details.append(
         labelled("target-labels", "Labels (comma separated)", el("input", { id: "target-labels", name: "labels", value: (chosen.labels || []).join(", ") })),
         labelled("target-template", "Prompt template", el("input", { id: "target-template", name: "template", value: chosen.template || "" })),
-        labelled("target-label", "Label to explain (empty = predicted)", el("input", { id: "target-label", name: "label" })),
+        labelled("target-label", "Label to explain (empty = predicted)", el("input", { id: "target-label", name: "label", value: chosen.label ?? "" })),
       );
     } else if (chosen.kind === "classification") {
       const select = el("select", { id: "target-label", name: "label" }, [el("option", { value: "", text: "predicted class" }), ...(chosen.labels || []).map((l) => el("option", { value: l, text: l }))]);
@@ -26,7 +29,7 @@ export function renderTarget(container, targets, current) {
       const label = el("input", { id: "target-label", name: "label", placeholder: "empty = predicted" });
       details.append(labelled("target-head", "Fitted head", heads), labelled("target-label", "Label to explain", label));
     } else if (chosen.kind === "masked_token") {
-      details.append(labelled("target-token", `Token at ${chosen.mask_token || "[MASK]"} (empty = top prediction)`, el("input", { id: "target-token", name: "token" })));
+      details.append(labelled("target-token", `Token at ${chosen.mask_token || "[MASK]"} (empty = top prediction)`, el("input", { id: "target-token", name: "token", value: chosen.token ?? "" })));
     }
   };
   kind.addEventListener("change", fill);

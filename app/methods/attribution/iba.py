@@ -68,7 +68,7 @@ class IbaParams(BaseModel):
     sweep: bool = Field(
         False, title="Sweep all blocks", description="Also run the bottleneck after every block."
     )
-    seed: int = Field(0, title="Seed", description="Seed of the noise.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed", description="Seed of the noise.")
 
 
 class Injector(nn.Module):

@@ -43,7 +43,7 @@ class LimeParams(BaseModel):
     )
     baseline: Baseline = "pad"
     batch_size: int = Field(64, ge=1, le=1024, description="Perturbed inputs per forward pass.")
-    seed: int = Field(0, description="Seed of the random perturbations.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the random perturbations.")
 
 
 class LimeMethod(AttributionMethod):
