@@ -99,7 +99,7 @@ def encode(
         )
     ids = batch["input_ids"][0].tolist()
     sequence_ids = list(batch.sequence_ids(0))
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}  # [UNK] stands for a real word
     special = [
         sequence is None or token in special_ids for sequence, token in zip(sequence_ids, ids, strict=True)
     ]
