@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ def _load(settings: Settings):
 def _fail(exc: BertscopeError) -> None:
     click.echo(f"error ({exc.code}): {exc.message}", err=True)
     sys.exit(2)
+
+
+def model_options(command: Callable) -> Callable:
+    """--model, --device and --database-url, shared by the commands that load a model and use the store."""
+    command = click.option("--database-url", help="Store URL (default from settings).")(command)
+    command = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))(command)
+    return click.option("--model", help="Model to load (default from settings).")(command)
 
 
 @click.group()
@@ -83,9 +91,7 @@ def _parse_param(raw: str) -> tuple[str, Any]:
 @click.option("--text-pair", help="Optional second sentence.")
 @click.option("--param", "params", multiple=True, help="Method parameter key=value (repeatable).")
 @click.option("--target", help='Target as JSON, e.g. \'{"kind": "zero_shot", "labels": ["good", "bad"]}\'.')
-@click.option("--model", help="Model to load (default from settings).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--database-url", help="Store URL (default from settings).")
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /api/analyses.")
 def analyze(
     method: str,
@@ -156,9 +162,7 @@ def eval_group() -> None:
 )
 @click.option("--target", help="Target as JSON (default: the model's natural target).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
-@click.option("--model", help="Model to load (default from settings).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--database-url", help="Store URL (default from settings).")
+@model_options
 def eval_mixing(
     data: str,
     column: str | None,
@@ -195,9 +199,7 @@ def eval_mixing(
 @click.option("--order", type=click.Choice(["most", "least"]), default="most", show_default=True)
 @click.option("--param", "params", multiple=True, help="Method parameter METHOD.KEY=VALUE (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
-@click.option("--model", help="Model to load (default from settings).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--database-url", help="Store URL (default from settings).")
+@model_options
 def eval_degradation(
     data: str,
     text_col: str | None,
@@ -304,9 +306,7 @@ def heads_group() -> None:
 @click.option("--dev", help="Held-out file of the same format (default: a stratified 20% split).")
 @click.option("--name", help="Name to select the head by (default: the data file's stem).")
 @click.option("--limit", type=int, help="Use only the first N rows.")
-@click.option("--model", help="Model to load (default from settings).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--database-url", help="Store URL (default from settings).")
+@model_options
 def heads_fit(
     data: str,
     text_col: str | None,

@@ -248,11 +248,13 @@ def test_degradation_job_from_the_page(server, page, tmp_path):
     page.fill("#deg-limit", "2")
     page.uncheck("form[data-kind='eval_degradation'] input[value='lime']")
     page.click("form[data-kind='eval_degradation'] button[type='submit']")
-    page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
     page.wait_for_function(
-        "document.getElementById('evaluation-select').selectedOptions[0]"
-        ".textContent.startsWith('degradation')"
+        "[...document.querySelectorAll('#jobs-table tbody tr')].some("
+        "(row) => row.children[1].textContent === 'eval_degradation' && row.dataset.status === 'done')",
+        timeout=120_000,
     )
+    # the page switches to the new result by itself; wait until its table (not an earlier one) is shown
+    page.wait_for_function("document.querySelector('#evaluation-table thead')?.textContent.includes('AOPC')")
     page.wait_for_selector("#evaluation-figure .main-svg")
     assert page.locator("#evaluation-table tbody tr").count() == 4  # iba, IG, occlusion, random
     assert "AOPC" in page.inner_text("#evaluation-table thead")

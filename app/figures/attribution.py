@@ -153,16 +153,21 @@ def sweep_figure(
         ],
         "layout": {
             "title": {"text": title},
-            "xaxis": {
-                "tickmode": "array",
-                "tickvals": list(range(len(labels))),
-                "ticktext": token_labels(labels),
-                "tickangle": -60,
-            },
+            "xaxis": token_axis(labels),
             "yaxis": {"autorange": "reversed", "automargin": True},
             "height": 160 + 28 * len(rows),
         },
         "config": download_config("iba_layer_sweep"),
+    }
+
+
+def token_axis(labels: list[str]) -> dict:
+    """An x axis with one tick per token, labelled with the (escaped) token."""
+    return {
+        "tickmode": "array",
+        "tickvals": list(range(len(labels))),
+        "ticktext": token_labels(labels),
+        "tickangle": -60,
     }
 
 
@@ -200,12 +205,7 @@ def stacked_figures(
         ],
         "layout": {
             "title": {"text": "Attribution methods stacked (each row scaled to max |score| = 1)"},
-            "xaxis": {
-                "tickmode": "array",
-                "tickvals": list(range(len(labels))),
-                "ticktext": token_labels(labels),
-                "tickangle": -60,
-            },
+            "xaxis": token_axis(labels),
             "yaxis": {"autorange": "reversed", "automargin": True},
             "height": 200 + 40 * len(names),
         },
