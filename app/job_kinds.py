@@ -22,6 +22,14 @@ MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mi
 Progress = Callable[[int, int], None]
 
 
+def known_names(names: list[str], valid: list[str], kind: str) -> list[str]:
+    """``names`` unchanged if every one is valid; otherwise an error listing the valid names."""
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown {kind} method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return names
+
+
 @dataclass
 class JobOutcome:
     """What a job produced: an evaluation summary, or a fitted head."""
@@ -46,11 +54,7 @@ class EvalMixingParams(BaseModel):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, names: list[str]) -> list[str]:
-        valid = [*MIXING_METHODS, RANDOM]
-        unknown = [name for name in names if name not in valid]
-        if unknown:
-            raise ValueError(f"unknown mixing method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-        return names
+        return known_names(names, [*MIXING_METHODS, RANDOM], "mixing")
 
 
 @dataclass
@@ -136,11 +140,7 @@ class EvalDegradationParams(BaseModel):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, names: list[str]) -> list[str]:
-        valid = [*ATTRIBUTION_METHODS, RANDOM]
-        unknown = [name for name in names if name not in valid]
-        if unknown:
-            raise ValueError(f"unknown attribution method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-        return names
+        return known_names(names, [*ATTRIBUTION_METHODS, RANDOM], "attribution")
 
     @field_validator("method_params")
     @classmethod

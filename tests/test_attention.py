@@ -7,8 +7,7 @@ import torch
 
 from app.methods.mixing.attention import Attention
 from app.modeling.encoding import encode
-from app.modeling.loading import wrap_model
-from tests.tiny import make_model, make_tokenizer
+from tests.tiny import uniform_attention_loaded
 
 
 def test_shapes_rows_and_mean(tiny_bert):
@@ -23,13 +22,7 @@ def test_shapes_rows_and_mean(tiny_bert):
 
 def test_zero_queries_give_uniform_attention(tmp_path):
     """With W_Q = 0 and b_Q = 0 every score is 0, so softmax is 1/N for every key (hand-computed)."""
-    model = make_model("bert")
-    for layer in model.encoder.layer:
-        layer.attention.self.query.weight.data.zero_()
-        layer.attention.self.query.bias.data.zero_()
-    loaded = wrap_model(
-        model, make_tokenizer(tmp_path), name="uniform", source="test", device=torch.device("cpu")
-    )
+    loaded = uniform_attention_loaded(tmp_path)
     encoded = encode(loaded.tokenizer, "a cat", max_tokens=64)  # [CLS] a cat [SEP]
     result = Attention().run(loaded, encoded, Attention.Params(), None)
     np.testing.assert_allclose(result.layers, 0.25, atol=1e-6)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -22,7 +20,7 @@ from app.methods.evaluation.degradation import (
 from app.modeling.encoding import encode
 from app.modeling.targets import MaskedTokenTarget, ZeroShotTarget
 from tests.conftest import sqlite_url
-from tests.tiny import save_checkpoint
+from tests.tiny import save_checkpoint, wait_for_job
 
 ROWS = [
     ("a good movie with a great cast", "good"),
@@ -94,10 +92,7 @@ def test_degradation_job_and_cli(client, tmp_path):
         "target": TARGET.model_dump(),
     }
     job = client.post("/api/jobs", json={"kind": "eval_degradation", "params": params}).json()
-    deadline = time.monotonic() + 60
-    while (state := client.get(f"/api/jobs/{job['id']}").json())["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    state = wait_for_job(client, job["id"])
     assert state["status"] == "done", state
     view = client.get(f"/api/evaluations/{state['result_id']}/figure").json()
     assert view["table"]["columns"][:4] == ["method", "AOPC", "comprehensiveness", "sufficiency"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -17,6 +15,7 @@ from app.modeling.targets import ZeroShotTarget, bind_target
 from app.store.db import make_engine
 from app.store.records import RecordStore
 from tests.conftest import sqlite_url
+from tests.tiny import wait_for_job
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -69,14 +68,8 @@ def test_evaluation_summary_shapes(tiny_bert):
         assert stats["n"] == [4, 4]
 
 
-def _wait(client, job_id, statuses=("done", "failed", "cancelled"), timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']}")
+def _wait(client, job_id):
+    return wait_for_job(client, job_id)
 
 
 def test_job_runs_and_stores_an_evaluation(client, data_file):

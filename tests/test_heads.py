@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ from app.modeling.encoding import encode
 from app.modeling.heads import fit_head, pooled_embeddings
 from app.modeling.targets import HeadTarget, bind_target
 from tests.conftest import SHARED_DATA, sqlite_url
-from tests.tiny import save_checkpoint
+from tests.tiny import save_checkpoint, wait_for_job
 
 GOOD = ["a good movie", "very good", "it was good", "good and great", "a great cast", "great fun"] * 4
 BAD = ["a bad movie", "very bad", "it was bad", "bad and long", "a bad end", "not good at all"] * 4
@@ -105,10 +103,7 @@ def test_head_job_and_target_through_the_api(client, labelled):
         "/api/jobs", json={"kind": "fit_head", "params": {"data": str(labelled), "name": "rev"}}
     )
     assert job.status_code == 202
-    deadline = time.monotonic() + 60
-    while (state := client.get(f"/api/jobs/{job.json()['id']}").json())["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    state = wait_for_job(client, job.json()["id"])
     assert state["status"] == "done", state
     heads = client.get("/api/heads").json()
     assert [h["name"] for h in heads] == ["rev"] and heads[0]["id"] == state["result_id"]

@@ -10,18 +10,12 @@ from app.methods.mixing.attention_norm import AttentionNorm
 from app.methods.mixing.attention_rollout import AttentionRollout
 from app.modeling.encoding import encode
 from app.modeling.loading import wrap_model
-from tests.tiny import ARCHITECTURES, make_model, make_tokenizer, tiny_loaded
+from tests.tiny import ARCHITECTURES, make_model, make_tokenizer, tiny_loaded, uniform_attention_loaded
 
 
 def _uniform_attention_model(tmp_path):
     """W_Q = 0 makes every attention row uniform (1/N), in both layers."""
-    model = make_model("bert")
-    for layer in model.encoder.layer:
-        layer.attention.self.query.weight.data.zero_()
-        layer.attention.self.query.bias.data.zero_()
-    return wrap_model(
-        model, make_tokenizer(tmp_path), name="uniform", source="test", device=torch.device("cpu")
-    )
+    return uniform_attention_loaded(tmp_path)
 
 
 def test_rollout_by_hand_on_uniform_attention(tmp_path):

@@ -107,3 +107,26 @@ def save_checkpoint(directory: Path, architecture: str = "bert", head: str = "no
     model.save_pretrained(directory)
     make_tokenizer(directory, token_types=architecture != "distilbert").save_pretrained(directory)
     return directory
+
+
+def uniform_attention_loaded(tmp: Path) -> LoadedModel:
+    """A tiny BERT with W_Q = 0 and b_Q = 0: every attention score is 0, so every row is uniform (1/N)."""
+    model = make_model("bert")
+    for layer in model.encoder.layer:
+        layer.attention.self.query.weight.data.zero_()
+        layer.attention.self.query.bias.data.zero_()
+    return wrap_model(model, make_tokenizer(tmp), name="uniform", source="test", device=torch.device("cpu"))
+
+
+def wait_for_job(client, job_id: str, timeout: float = 60.0) -> dict:
+    """Poll GET /api/jobs/{id} until the job has finished (done, failed or cancelled)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+        time.sleep(0.1)
