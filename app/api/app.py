@@ -103,6 +103,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for item in exc.errors():
+            if item.get("type") == "json_invalid":
+                position = item["loc"][-1] if item["loc"] else "?"
+                problems.append(f"The request body is not valid JSON (error at character {position}).")
+                continue
             location = ".".join(str(part) for part in item["loc"] if part != "body")
             problems.append(f"{location}: {item['msg']}" if location else item["msg"])
         return _error(request, 422, "invalid_request", "; ".join(problems) or "Invalid request.")
