@@ -387,5 +387,13 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
         click.echo(f"{key:>12}: {value}")
 
 
+def _register_subcommands() -> None:
+    from app.cli_probes import probe_group
+
+    main.add_command(probe_group)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

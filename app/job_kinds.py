@@ -8,14 +8,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.errors import InvalidInput
 from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
 from app.methods.evaluation.texts import read_labelled, read_texts
+from app.methods.probes.pipeline import TrainOptions, train_probe_set
+from app.methods.probes.structural import DEFAULT_RANK, MAX_EPOCHS
+from app.methods.probes.topological import TTP_EPOCHS
+from app.methods.probes.treebank import read_conllu
 from app.modeling.heads import fit_head
 from app.modeling.targets import TargetSpec
 from app.runner import Runner
 from app.store.heads import FittedHead
+from app.store.probes import ProbeSet
 from app.store.records import Evaluation
 
 MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
@@ -37,6 +43,7 @@ class JobOutcome:
     evaluation_kind: str = ""
     summary: dict = field(default_factory=dict)
     head: FittedHead | None = None
+    probes: ProbeSet | None = None
     evaluation: Evaluation | None = None
 
 
@@ -176,7 +183,60 @@ def run_eval_degradation(runner: Runner, params: EvalDegradationParams, progress
     return JobOutcome("degradation", evaluation.summary())
 
 
+class TrainProbesParams(BaseModel):
+    """Structural probes of every layer (Hewitt & Manning 2019), tree topological curves (Li et al. 2023)."""
+
+    model_config = ConfigDict(extra="forbid")
+    treebank: str = Field(description="CoNLL-U training treebank on the server.")
+    dev: str = Field(description="CoNLL-U dev treebank (early stopping and the reported metrics).")
+    layers: list[int] | None = Field(None, description="Layers (0 = embeddings); default all.")
+    rank: int = Field(DEFAULT_RANK, ge=1, le=4096, description="Rank of the probe maps.")
+    max_epochs: int = Field(MAX_EPOCHS, ge=1, le=200)
+    limit: int | None = Field(
+        None, ge=10, le=1_000_000, description="Use only the first N training sentences."
+    )
+    topological: bool = Field(
+        True, description="Also train SP/SSP/ESSP depth probes (tree topological probe)."
+    )
+    topological_epochs: int = Field(TTP_EPOCHS, ge=1, le=100)
+    control: bool = Field(False, description="Also train on a randomly initialised copy of the model.")
+    name: str | None = Field(None, max_length=200, description="Name to select the probe set by.")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+def run_train_probes(runner: Runner, params: TrainProbesParams, progress: Progress) -> JobOutcome:
+    """Train a probe set on the loaded model and measure it on the dev treebank."""
+    train, dev = read_conllu(params.treebank, params.limit), read_conllu(params.dev)
+    layers = params.layers
+    if layers is not None and not all(0 <= layer <= runner.loaded.num_layers for layer in layers):
+        raise InvalidInput(f"params.layers: layers run from 0 (embeddings) to {runner.loaded.num_layers}.")
+    options = TrainOptions(
+        layers=sorted(set(layers)) if layers else None,
+        rank=params.rank,
+        max_epochs=params.max_epochs,
+        topological=params.topological,
+        topological_epochs=params.topological_epochs,
+        control=params.control,
+        seed=params.seed,
+    )
+    trained = train_probe_set(
+        runner.loaded, train, dev, options, max_tokens=runner.max_tokens, progress=progress, lock=runner.lock
+    )
+    probes = ProbeSet(
+        name=params.name or Path(params.treebank).stem,
+        model_name=runner.loaded.name,
+        model_revision=runner.loaded.revision,
+        layers=trained.weights.layers,
+        distance=trained.weights.distance,
+        depth=trained.weights.depth,
+        params=params.model_dump(mode="json"),
+        metrics=trained.metrics,
+    )
+    return JobOutcome(probes=probes)
+
+
 JOB_KINDS: dict[str, JobKind] = {
+    "train_probes": JobKind(TrainProbesParams, run_train_probes),
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),
     "fit_head": JobKind(FitHeadParams, run_fit_head),

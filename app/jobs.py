@@ -49,10 +49,12 @@ def execute(
     """Run one job to the end and store what it produced (an evaluation in the same transaction that marks
     the job done; a fitted head before the job is marked done)."""
     outcome = JOB_KINDS[kind].run(runner, params, progress)
-    if outcome.head is not None:
-        runner.heads.save(outcome.head)
+    saved = runner.heads.save(outcome.head) if outcome.head is not None else None
+    if outcome.probes is not None:
+        saved = runner.probes.save(outcome.probes)
+    if saved is not None:
         if job_id is not None:
-            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=outcome.head.id)
+            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=saved.id)
         return outcome
     outcome.evaluation = new_evaluation(
         outcome.evaluation_kind,

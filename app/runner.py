@@ -14,12 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from app.errors import InvalidInput
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
+from app.methods.probes.lookup import TreebankLookup, best_layer
+from app.methods.probes.structural_probe import ProbeContext
 from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
 from app.settings import Settings
 from app.store.analyses import AnalysisStore, StoredAnalysis
 from app.store.heads import FittedHead, HeadStore
+from app.store.probes import ProbeSet, ProbeStore
 
 
 class AnalysisRequest(BaseModel):
@@ -63,6 +66,8 @@ class Runner:
         self.loaded = loaded
         self.store = store
         self.heads = HeadStore(store.engine)
+        self.probes = ProbeStore(store.engine)
+        self.treebanks = TreebankLookup()
         self.settings = settings
         self.lock = threading.Lock()
 
@@ -98,6 +103,9 @@ class Runner:
             params = method.Params.model_validate(request.params)
         except ValidationError as exc:
             raise InvalidInput(format_validation_error(exc, prefix="params.")) from None
+        probes = None
+        if getattr(method, "needs_probe", False):
+            probes, params = self._pin_probe(params)
         params_json = params.model_dump(mode="json")
         if isinstance(request.target, HeadTarget):  # pin a head name to the id it means now
             request = request.model_copy(
@@ -118,6 +126,8 @@ class Runner:
                 if method.needs_target
                 else None
             )
+            if probes is not None:
+                target = ProbeContext(probes, self.treebanks.find(probes, request.text))
             result = method.run(self.loaded, encoded, params, target)
         analysis = StoredAnalysis(
             model=self.loaded.describe(),
@@ -125,7 +135,7 @@ class Runner:
             method_version=method.version,
             params=params_json,
             target=None
-            if target is None
+            if target is None or probes is not None
             else {**target.describe(), "spec": target.spec.model_dump(mode="json")},
             text=request.text,
             text_pair=request.text_pair,
@@ -135,6 +145,17 @@ class Runner:
             cache_key=key,
         )
         return self.store.save(analysis), False
+
+    def _pin_probe(self, params: BaseModel) -> tuple[ProbeSet, BaseModel]:
+        """The probe set a probe method will use, with its id and layer written into the params (so the
+        cache key and the permalink name exactly what was drawn)."""
+        probes = self.probes.find(params.probe_id, self.loaded.revision)
+        layer = params.layer if params.layer is not None else best_layer(probes)
+        if layer not in probes.layers:
+            raise InvalidInput(
+                f"params.layer: probe set {probes.id} has layers {probes.layers}, not {layer}."
+            )
+        return probes, params.model_copy(update={"probe_id": probes.id, "layer": layer})
 
 
 def _rerun_inputs(runner: Runner, analysis: StoredAnalysis) -> tuple:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.api import evaluations, pages, routes
+from app.api import evaluations, pages, probes, routes
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.responses import NumpyJSONResponse, error_response
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
 
     app.include_router(routes.router)
     app.include_router(evaluations.router)
+    app.include_router(probes.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
     return app

@@ -129,6 +129,9 @@ def about_page(request: Request) -> HTMLResponse:
     return render(request, "about.html", {"methods": _method_choices(), "targets": model_targets(runner)})
 
 
+PROBE_EXAMPLES = 6
+
+
 @router.get("/neurons", response_class=HTMLResponse)
 def neurons_page(request: Request) -> HTMLResponse:
     return render(request, "section.html", {"title": "Neurons", "section": "neurons"})
@@ -136,7 +139,11 @@ def neurons_page(request: Request) -> HTMLResponse:
 
 @router.get("/probes", response_class=HTMLResponse)
 def probes_page(request: Request) -> HTMLResponse:
-    return render(request, "section.html", {"title": "Probes", "section": "probes"})
+    """Train probe sets as jobs, plot per-layer metrics and topological curves, draw a sentence's tree."""
+    runner = get_runner(request)
+    sets = runner.probes.for_revision(runner.loaded.revision)
+    examples = runner.treebanks.examples(sets[0], PROBE_EXAMPLES) if sets else []
+    return render(request, "probes.html", {"spec": {"page": "probes", "examples": examples}})
 
 
 @router.get("/evaluations", response_class=HTMLResponse)

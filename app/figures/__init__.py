@@ -11,6 +11,7 @@ from app.figures.attention import AttentionFigure
 from app.figures.attribution import AttributionFigure
 from app.figures.base import FigureBuilder
 from app.figures.mixing import MixingFigure
+from app.figures.probe import ProbeFigure
 
 FIGURES: dict[str, FigureBuilder] = {
     "attention": AttentionFigure(),
@@ -26,6 +27,7 @@ FIGURES: dict[str, FigureBuilder] = {
     "occlusion": AttributionFigure("Occlusion"),
     "value_zeroing_row": AttributionFigure("Value Zeroing rollout row"),
     "attention_rollout_row": AttributionFigure("Attention rollout row"),
+    "structural_probe": ProbeFigure(),
 }
 
 

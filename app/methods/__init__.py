@@ -13,6 +13,7 @@ from app.methods.mixing.attention import Attention
 from app.methods.mixing.attention_norm import AttentionNorm
 from app.methods.mixing.attention_rollout import AttentionRollout
 from app.methods.mixing.value_zeroing import ValueZeroing
+from app.methods.probes.structural_probe import StructuralProbe
 
 METHODS: dict[str, Method] = {
     Attention.name: Attention(),
@@ -28,6 +29,7 @@ METHODS: dict[str, Method] = {
     OcclusionMethod.name: OcclusionMethod(),
     ValueZeroingRow.name: ValueZeroingRow(),
     AttentionRolloutRow.name: AttentionRolloutRow(),
+    StructuralProbe.name: StructuralProbe(),
 }
 
 

@@ -107,3 +107,20 @@ class HeadRow(Base):
     metrics: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+class ProbeRow(Base):
+    """Structural probes of every layer trained on one treebank, with their metrics (one probe set)."""
+
+    __tablename__ = "probes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64), index=True)
+    layers: Mapped[list] = mapped_column(JSON)
+    rank: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))

@@ -3,7 +3,7 @@
 import { el } from "./dom.js";
 import { draw } from "./plot.js";
 
-async function api(url, options = {}) {
+export async function api(url, options = {}) {
   const response = await fetch(url, options);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error((body && body.error && body.error.message) || `The server answered ${response.status}.`);
@@ -26,7 +26,7 @@ export function formParams(entries, numeric = []) {
   return params;
 }
 
-function renderJobs(tbody, jobs, onCancel) {
+export function renderJobs(tbody, jobs, onCancel) {
   tbody.replaceChildren(
     ...jobs.map((job) => {
       const cancel = isActive(job) ? el("button", { type: "button", class: "cancel", text: "Cancel" }) : el("span");

@@ -2,6 +2,7 @@
 
 import { getFigure, postAnalysis } from "./api.js";
 import { setupEvaluations } from "./evaluations.js";
+import { setupProbes } from "./probes.js";
 import { el, renderControls, renderFields } from "./dom.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
 import { hoverText } from "./hover.js";
@@ -197,6 +198,10 @@ function boot() {
   if (!spec) return;
   if (spec.page === "evaluations") {
     setupEvaluations();
+    return;
+  }
+  if (spec.page === "probes") {
+    setupProbes();
     return;
   }
   if (spec.page === "compare") {

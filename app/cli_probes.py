@@ -1,0 +1,148 @@
+"""``bertscope probe``: train structural probes on a treebank, evaluate them on another, list them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from app.cli import _fail, _load, _run_job, _settings, markdown_table, model_options
+from app.errors import BertscopeError
+from app.figures.probes import probe_summary_table as probe_table
+
+
+@click.group("probe")
+def probe_group() -> None:
+    """Structural probes (Hewitt & Manning 2019) and the tree topological probe (Li, Yin & Lin 2023)."""
+
+
+@probe_group.command("train")
+@click.option("--treebank", required=True, help="CoNLL-U training treebank.")
+@click.option("--dev", required=True, help="CoNLL-U dev treebank (early stopping, reported metrics).")
+@click.option("--layers", help="Comma-separated layers (0 = embeddings; default all).")
+@click.option("--rank", type=int, help="Probe rank (default 128).")
+@click.option("--max-epochs", type=int, help="Most epochs of structural probe training (default 30).")
+@click.option("--limit", type=int, help="Use only the first N training sentences.")
+@click.option("--topological/--no-topological", default=True, help="Also the SP/SSP/ESSP curves.")
+@click.option("--control", is_flag=True, help="Also train on a randomly initialised copy of the model.")
+@click.option("--name", help="Name to select the probe set by (default: the treebank's stem).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@model_options
+def probe_train(
+    layers: str | None,
+    as_json: bool,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+    **raw: Any,
+) -> None:
+    """Train distance and depth probes for every layer, store them, report dev metrics per layer."""
+    settings = _settings(model=model, device=device, database_url=database_url)
+    raw = {key: value for key, value in raw.items() if value is not None}
+    try:
+        if layers:
+            raw["layers"] = _layer_list(layers)
+        probes = _run_job("train_probes", raw, settings, "step").probes
+    except BertscopeError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(probes.describe(), indent=2))
+        return
+    click.echo(f"probe set {probes.name!r} ({probes.id}) on {probes.model_name} @ {probes.model_revision}")
+    click.echo(markdown_table(probe_table(probes.metrics)))
+    timings = probes.metrics.get("timings", {})
+    click.echo("time: " + ", ".join(f"{key} {value:.1f}" for key, value in timings.items()))
+
+
+@probe_group.command("eval")
+@click.option("--treebank", required=True, help="CoNLL-U treebank to evaluate on.")
+@click.option("--probe", "probe_id", help="Probe set id or name (default: the newest for the model).")
+@click.option("--layer", type=int, help="Only this layer.")
+@click.option("--all-layers", is_flag=True, help="Every probed layer (the default).")
+@click.option("--limit", type=int, help="Use only the first N sentences.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@model_options
+def probe_eval(
+    treebank: str,
+    probe_id: str | None,
+    layer: int | None,
+    all_layers: bool,
+    limit: int | None,
+    as_json: bool,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+) -> None:
+    """UUAS, distance Spearman, root accuracy and depth Spearman per layer, beside the chain baseline."""
+    from tqdm import tqdm
+
+    from app.methods.probes.evaluation import evaluate_probes
+    from app.methods.probes.features import compute_word_features
+    from app.methods.probes.structural import ProbeWeights
+    from app.methods.probes.treebank import read_conllu
+    from app.store.db import make_engine
+    from app.store.probes import ProbeStore
+
+    if layer is not None and all_layers:
+        raise click.UsageError("Give --layer or --all-layers, not both.")
+    settings = _settings(model=model, device=device, database_url=database_url)
+    try:
+        sentences = read_conllu(treebank, limit)
+        loaded = _load(settings)
+        probes = ProbeStore(make_engine(settings.database_url)).find(probe_id, loaded.revision)
+        layers = [layer] if layer is not None else probes.layers
+        if layer is not None:
+            probes.for_layer(layer)
+        index = [probes.layers.index(item) for item in layers]
+        weights = ProbeWeights(layers, probes.distance[index], probes.depth[index])
+        with tqdm(total=len(sentences), unit="sentence", desc="features") as bar:
+            features = compute_word_features(
+                loaded,
+                sentences,
+                max_tokens=min(settings.max_tokens, loaded.max_positions),
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
+        report = evaluate_probes(features, weights)
+    except BertscopeError as exc:
+        _fail(exc)
+    report.update({"probe_id": probes.id, "treebank": treebank, "model_revision": loaded.revision})
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(markdown_table(probe_table(report)))
+
+
+@probe_group.command("list")
+@click.option("--model", help="Model to load (default from settings).")
+@click.option("--database-url", help="Store URL (default from settings).")
+def probe_list(model: str | None, database_url: str | None) -> None:
+    """Probe sets trained on the weights of the configured model."""
+    from app.store.db import make_engine
+    from app.store.probes import ProbeStore
+
+    settings = _settings(model=model, database_url=database_url)
+    try:
+        loaded = _load(settings)
+        sets = ProbeStore(make_engine(settings.database_url)).for_revision(loaded.revision)
+    except BertscopeError as exc:
+        _fail(exc)
+    if not sets:
+        click.echo(f"no probe sets trained on {loaded.name} @ {loaded.revision}")
+    for probes in sets:
+        best = max(
+            (values.get("uuas") or 0.0 for values in probes.metrics.get("layers", {}).values()), default=0.0
+        )
+        click.echo(
+            f"{probes.id}  {probes.name:<24} layers={probes.layers} rank={probes.rank} "
+            f"best dev UUAS={best:.3f}"
+        )
+
+
+def _layer_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of integers", param_hint="--layers"
+        ) from None

@@ -1,0 +1,128 @@
+"""Trained structural probe sets in the store (weights + metrics, tied to one model revision)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, StoreUnavailable
+from app.store.analyses import new_id
+from app.store.codec import pack, unpack
+from app.store.db import ProbeRow, create_tables
+
+
+@dataclass
+class ProbeSet:
+    """Distance and depth probes [layer, rank, hidden] of the listed layers, and how well they did."""
+
+    name: str
+    model_name: str
+    model_revision: str
+    layers: list[int]
+    distance: np.ndarray
+    depth: np.ndarray
+    params: dict
+    metrics: dict
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def rank(self) -> int:
+        return int(self.distance.shape[1])
+
+    def for_layer(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """The distance and depth maps [rank, hidden] of ``layer``."""
+        if layer not in self.layers:
+            raise NotFound(f"Probe set {self.id} has no probe for layer {layer}; layers: {self.layers}.")
+        index = self.layers.index(layer)
+        return self.distance[index], self.depth[index]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "model_name": self.model_name,
+            "model_revision": self.model_revision,
+            "layers": self.layers,
+            "rank": self.rank,
+            "params": self.params,
+            "metrics": self.metrics,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class ProbeStore:
+    """Save and look up probe sets; a probe set only applies to the revision it was trained on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        create_tables(engine)
+
+    def save(self, probes: ProbeSet) -> ProbeSet:
+        row = ProbeRow(
+            id=probes.id,
+            name=probes.name,
+            model_name=probes.model_name,
+            model_revision=probes.model_revision,
+            layers=probes.layers,
+            rank=probes.rank,
+            params=probes.params,
+            metrics=probes.metrics,
+            weights=pack({"distance": probes.distance, "depth": probes.depth}),
+            created_at=probes.created_at,
+        )
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(row)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        return probes
+
+    def for_revision(self, revision: str) -> list[ProbeSet]:
+        query = (
+            select(ProbeRow).where(ProbeRow.model_revision == revision).order_by(ProbeRow.created_at.desc())
+        )
+        return [_probe_set(row) for row in self._rows(query)]
+
+    def find(self, key: str | None, revision: str) -> ProbeSet:
+        """A probe set by id or name (newest of that name), or the newest of all when ``key`` is None."""
+        query = select(ProbeRow).where(ProbeRow.model_revision == revision)
+        if key:
+            query = query.where(or_(ProbeRow.id == key, ProbeRow.name == key))
+        rows = self._rows(query.order_by(ProbeRow.created_at.desc()).limit(1))
+        if not rows:
+            what = f"probe set {key!r}" if key else "trained probe set"
+            raise NotFound(
+                f"No {what} for the loaded model: train one with 'bertscope probe train' "
+                "or from the Probes page."
+            )
+        return _probe_set(rows[0])
+
+    def _rows(self, query: Any) -> list[ProbeRow]:
+        try:
+            with Session(self.engine) as session:
+                return list(session.scalars(query))
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+
+def _probe_set(row: ProbeRow) -> ProbeSet:
+    arrays = unpack(row.weights)
+    return ProbeSet(
+        name=row.name,
+        model_name=row.model_name,
+        model_revision=row.model_revision,
+        layers=[int(layer) for layer in row.layers],
+        distance=arrays["distance"],
+        depth=arrays["depth"],
+        params=row.params,
+        metrics=row.metrics,
+        id=row.id,
+        created_at=row.created_at,
+    )

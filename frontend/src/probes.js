@@ -1,0 +1,103 @@
+// The Probes page: train probe sets as jobs, plot per-layer metrics and topological curves, draw a tree.
+
+import { el } from "./dom.js";
+import { api, isActive, renderJobs } from "./evaluations.js";
+import { draw } from "./plot.js";
+
+const NUMERIC = ["rank", "max_epochs", "limit", "topological_epochs", "seed"];
+
+/** train_probes params from the form's entries: numbers typed, layers parsed, checkboxes as booleans. */
+export function probeParams(entries) {
+  const params = { topological: false, control: false };
+  for (const [name, value] of entries) {
+    if (value === "" || value === null || value === undefined) continue;
+    if (name === "layers") params.layers = String(value).split(",").map((part) => part.trim()).filter(Boolean).map(Number);
+    else if (name === "topological" || name === "control") params[name] = true;
+    else params[name] = NUMERIC.includes(name) ? Number(value) : value;
+  }
+  return params;
+}
+
+async function showProbeSet(id) {
+  const view = await api(`/api/probes/${encodeURIComponent(id)}/figure`);
+  await draw(document.getElementById("probe-metrics"), view.figures.metrics);
+  const topo = document.getElementById("probe-topological");
+  if (view.figures.topological) await draw(topo, view.figures.topological);
+  else topo.replaceChildren(el("p", { class: "hint", text: "No tree topological curves were trained for this set." }));
+  const table = document.getElementById("probe-table");
+  const head = el("tr", {}, view.table.columns.map((text) => el("th", { text })));
+  const rows = view.table.rows.map((cells) => el("tr", {}, cells.map((text) => el("td", { text: String(text) }))));
+  table.replaceChildren(el("thead", {}, [head]), el("tbody", {}, rows));
+  const link = document.getElementById("probe-json");
+  link.href = `/api/probes/${encodeURIComponent(id)}`;
+  link.download = `bertscope-probes-${id}.json`;
+}
+
+async function loadProbeSets(select, preferred) {
+  const sets = await api("/api/probes");
+  select.replaceChildren(...sets.map((s) => el("option", { value: s.id, text: `${s.name} · layers ${s.layers[0]}–${s.layers[s.layers.length - 1]} · rank ${s.rank} · ${s.created_at.slice(0, 16).replace("T", " ")} · ${s.id}` })));
+  document.getElementById("probes-empty").hidden = sets.length > 0;
+  document.getElementById("tree-form").hidden = sets.length === 0;
+  const chosen = preferred || (sets[0] && sets[0].id);
+  if (chosen) {
+    select.value = chosen;
+    await showProbeSet(chosen);
+  }
+}
+
+function setupTreeForm(select, showError) {
+  const form = document.getElementById("tree-form");
+  for (const button of document.querySelectorAll("button.example")) {
+    button.addEventListener("click", () => { document.getElementById("tree-text").value = button.dataset.text; });
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("");
+    const text = document.getElementById("tree-text").value;
+    const layer = document.getElementById("tree-layer").value;
+    const params = { probe_id: select.value || null };
+    if (layer !== "") params.layer = Number(layer);
+    try {
+      const analysis = await api("/api/analyses", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ method: "structural_probe", text, params }) });
+      window.location.assign(analysis.url);
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+}
+
+export function setupProbes() {
+  const errorBox = document.getElementById("probe-error");
+  const tbody = document.querySelector("#jobs-table tbody");
+  const select = document.getElementById("probe-select");
+  const seen = new Set();
+  let timer = null;
+  const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
+  const poll = async () => {
+    try {
+      const jobs = (await api("/api/jobs")).filter((job) => job.kind === "train_probes");
+      renderJobs(tbody, jobs, async (id) => { await api(`/api/jobs/${id}/cancel`, { method: "POST" }); poll(); });
+      const finished = jobs.find((job) => job.status === "done" && job.result_id && !seen.has(job.id));
+      for (const job of jobs) if (job.status === "done") seen.add(job.id);
+      if (finished && timer !== undefined) await loadProbeSets(select, finished.result_id);
+      clearTimeout(timer);
+      timer = jobs.some(isActive) ? setTimeout(poll, 1000) : null;
+    } catch (error) {
+      showError(error.message);
+    }
+  };
+  document.getElementById("train-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("");
+    const params = probeParams(new FormData(event.target).entries());
+    try {
+      await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kind: "train_probes", params }) });
+      poll();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  select.addEventListener("change", () => showProbeSet(select.value).catch((error) => showError(error.message)));
+  setupTreeForm(select, showError);
+  poll().then(() => loadProbeSets(select)).catch((error) => showError(error.message));
+}
