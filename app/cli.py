@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import TypeAdapter, ValidationError
 
+from app.cli_common import (
+    cli_settings,
+    fail,
+    load_configured_model,
+    markdown_table,
+    model_options,
+    run_job_here,
+)
+from app.cli_probes import probe_group
 from app.errors import BertscopeError
-from app.settings import Settings, get_settings
-
-
-def _settings(**overrides: Any) -> Settings:
-    given = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        return Settings(**given) if given else get_settings()
-    except ValidationError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _load(settings: Settings):
-    from app.modeling.loading import load_model
-
-    return load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
-
-
-def _fail(exc: BertscopeError) -> None:
-    click.echo(f"error ({exc.code}): {exc.message}", err=True)
-    sys.exit(2)
-
-
-def model_options(command: Callable) -> Callable:
-    """--model, --device and --database-url, shared by the commands that load a model and use the store."""
-    command = click.option("--database-url", help="Store URL (default from settings).")(command)
-    command = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))(command)
-    return click.option("--model", help="Model to load (default from settings).")(command)
+from app.settings import Settings
 
 
 @click.group()
@@ -62,12 +43,12 @@ def serve(**options: Any) -> None:
 
     from app.api.app import create_app
 
-    settings = _settings(**options)
+    settings = cli_settings(**options)
     click.echo(f"loading model {settings.model!r} ...", err=True)
     try:
-        loaded = _load(settings)
+        loaded = load_configured_model(settings)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(
         f"model {loaded.name} on {loaded.device}; dashboard at http://{settings.host}:{settings.port}/",
         err=True,
@@ -110,7 +91,7 @@ def analyze(
     from app.store.analyses import AnalysisStore
     from app.store.db import make_engine
 
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     try:
         get_method(method)
         request = AnalysisRequest(
@@ -120,10 +101,12 @@ def analyze(
             params=dict(_parse_param(p) for p in params),
             target=None if target is None else TypeAdapter(dict).validate_json(target),
         )
-        runner = Runner(_load(settings), AnalysisStore(make_engine(settings.database_url)), settings)
+        runner = Runner(
+            load_configured_model(settings), AnalysisStore(make_engine(settings.database_url)), settings
+        )
         analysis, cached = runner.analyze(request)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -176,7 +159,7 @@ def eval_mixing(
     database_url: str | None,
 ) -> None:
     """Spearman's rho between each method's rolled-out mixing row and blank-out, per layer."""
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
     if methods:
         raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
@@ -216,7 +199,7 @@ def eval_degradation(
     database_url: str | None,
 ) -> None:
     """Remove the top-k% tokens by each attribution and record probability, accuracy, AOPC, ERASER metrics."""
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     raw: dict[str, Any] = {
         "data": data,
         "text_col": text_col,
@@ -244,19 +227,12 @@ def _evaluate(
     try:
         if target:
             raw["target"] = json.loads(target)
-        outcome = _run_job(kind, raw, settings, unit)
+        outcome = run_job_here(kind, raw, settings, unit)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
     _report(outcome.evaluation, out)
-
-
-def markdown_table(table: dict) -> str:
-    """A {"columns", "rows"} table as Markdown."""
-    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + " --- |" * len(table["columns"])]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
-    return "\n".join(lines)
 
 
 def _report(evaluation: Any, out: str | None) -> None:
@@ -270,28 +246,6 @@ def _report(evaluation: Any, out: str | None) -> None:
     count = summary.get("sentences", summary.get("examples"))
     click.echo(f"({count} examples; skipped {summary['skipped'] or 'none'})")
     click.echo(f"stored as evaluation {evaluation.id}" + (f"; JSON written to {out}" if out else ""))
-
-
-def _run_job(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
-    """Run a job kind here, with a progress bar, and return its outcome."""
-    from tqdm import tqdm
-
-    from app.jobs import execute, parse_params
-    from app.runner import Runner
-    from app.store.analyses import AnalysisStore
-    from app.store.db import make_engine
-    from app.store.records import RecordStore
-
-    params = parse_params(kind, raw)
-    engine = make_engine(settings.database_url)
-    runner = Runner(_load(settings), AnalysisStore(engine), settings)
-    with tqdm(unit=unit, desc=kind.replace("_", " ")) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        return execute(runner, RecordStore(engine), kind, params, progress)
 
 
 @main.group("heads")
@@ -319,7 +273,7 @@ def heads_fit(
     database_url: str | None,
 ) -> None:
     """Fit a logistic-regression head, store it and report held-out accuracy."""
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     raw = {
         "data": data,
         "text_col": text_col,
@@ -329,9 +283,9 @@ def heads_fit(
         "limit": limit,
     }
     try:
-        head = _run_job("fit_head", raw, settings, "text").head
+        head = run_job_here("fit_head", raw, settings, "text").head
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     metrics = head.metrics
     click.echo(
         f"head {head.name!r} ({head.id}) on {head.model_name} @ {head.model_revision}: labels {head.labels}"
@@ -351,12 +305,12 @@ def heads_list(model: str | None, database_url: str | None) -> None:
     from app.store.db import make_engine
     from app.store.heads import HeadStore
 
-    settings = _settings(model=model, database_url=database_url)
+    settings = cli_settings(model=model, database_url=database_url)
     try:
-        loaded = _load(settings)
+        loaded = load_configured_model(settings)
         heads = HeadStore(make_engine(settings.database_url)).for_revision(loaded.revision)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     if not heads:
         click.echo(f"no heads fitted on {loaded.name} @ {loaded.revision}")
     for head in heads:
@@ -374,11 +328,11 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
     """Show which model is loaded, from where, on which device."""
     from app.modeling.targets import available_targets
 
-    settings = _settings(model=model, device=device)
+    settings = cli_settings(model=model, device=device)
     try:
-        loaded = _load(settings)
+        loaded = load_configured_model(settings)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     info = {**loaded.describe(), "targets": [t["kind"] for t in available_targets(loaded)]}
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -387,13 +341,7 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
         click.echo(f"{key:>12}: {value}")
 
 
-def _register_subcommands() -> None:
-    from app.cli_probes import probe_group
-
-    main.add_command(probe_group)
-
-
-_register_subcommands()
+main.add_command(probe_group)
 
 if __name__ == "__main__":
     main()

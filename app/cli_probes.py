@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from app.cli import _fail, _load, _run_job, _settings, markdown_table, model_options
+from app.cli_common import (
+    cli_settings,
+    fail,
+    load_configured_model,
+    markdown_table,
+    model_options,
+    run_job_here,
+)
 from app.errors import BertscopeError
 from app.figures.probes import probe_summary_table as probe_table
 
@@ -38,14 +45,14 @@ def probe_train(
     **raw: Any,
 ) -> None:
     """Train distance and depth probes for every layer, store them, report dev metrics per layer."""
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     raw = {key: value for key, value in raw.items() if value is not None}
     try:
         if layers:
             raw["layers"] = _layer_list(layers)
-        probes = _run_job("train_probes", raw, settings, "step").probes
+        probes = run_job_here("train_probes", raw, settings, "step").probes
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         click.echo(json.dumps(probes.describe(), indent=2))
         return
@@ -86,10 +93,10 @@ def probe_eval(
 
     if layer is not None and all_layers:
         raise click.UsageError("Give --layer or --all-layers, not both.")
-    settings = _settings(model=model, device=device, database_url=database_url)
+    settings = cli_settings(model=model, device=device, database_url=database_url)
     try:
         sentences = read_conllu(treebank, limit)
-        loaded = _load(settings)
+        loaded = load_configured_model(settings)
         probes = ProbeStore(make_engine(settings.database_url)).find(probe_id, loaded.revision)
         layers = [layer] if layer is not None else probes.layers
         if layer is not None:
@@ -105,7 +112,7 @@ def probe_eval(
             )
         report = evaluate_probes(features, weights)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     report.update({"probe_id": probes.id, "treebank": treebank, "model_revision": loaded.revision})
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -121,12 +128,12 @@ def probe_list(model: str | None, database_url: str | None) -> None:
     from app.store.db import make_engine
     from app.store.probes import ProbeStore
 
-    settings = _settings(model=model, database_url=database_url)
+    settings = cli_settings(model=model, database_url=database_url)
     try:
-        loaded = _load(settings)
+        loaded = load_configured_model(settings)
         sets = ProbeStore(make_engine(settings.database_url)).for_revision(loaded.revision)
     except BertscopeError as exc:
-        _fail(exc)
+        fail(exc)
     if not sets:
         click.echo(f"no probe sets trained on {loaded.name} @ {loaded.revision}")
     for probes in sets:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import sqlite_url
 from tests.server import running_server
+from tests.treebanks import write_treebank
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -258,6 +259,60 @@ def test_degradation_job_from_the_page(server, page, tmp_path):
     page.wait_for_selector("#evaluation-figure .main-svg")
     assert page.locator("#evaluation-table tbody tr").count() == 4  # iba, IG, occlusion, random
     assert "AOPC" in page.inner_text("#evaluation-table thead")
+    assert page.errors == []
+
+
+def _injection_treebank(path: Path) -> Path:
+    """The tiny treebank plus a sentence whose word is a script tag (it must be shown, never run)."""
+    write_treebank(path)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(
+            "# sent_id = inj\n# text = the <script>window.pwned=1</script> cat sat\n"
+            "1\tthe\tthe\tDET\t_\t_\t3\tdet\t_\t_\n"
+            "2\t<script>window.pwned=1</script>\tx\tX\t_\t_\t3\tdep\t_\t_\n"
+            "3\tcat\tcat\tNOUN\t_\t_\t4\tnsubj\t_\t_\n"
+            "4\tsat\tsit\tVERB\t_\t_\t0\troot\t_\t_\n\n"
+        )
+    return path
+
+
+def test_train_probes_and_draw_a_tree(server, page, tmp_path):
+    train = write_treebank(tmp_path / "train.conllu", count=24)
+    dev = _injection_treebank(tmp_path / "dev.conllu")
+    page.goto(server + "/probes")
+    page.fill("#probe-treebank", str(train))
+    page.fill("#probe-dev", str(dev))
+    page.fill("#probe-rank", "16")
+    page.fill("#probe-epochs", "3")
+    page.uncheck("input[name='topological']")
+    page.click("#train-form button[type='submit']")
+    page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=180_000)
+    page.wait_for_selector("#probe-metrics .main-svg")
+    assert "right-branching chain" in page.inner_text("#probe-table")
+    assert page.locator("#probe-table tbody tr").count() == 8  # 7 layers + the chain
+    page.reload()  # the dev sentences are offered once a probe set exists
+    page.wait_for_selector("#tree-form:not([hidden])")
+    page.click("button.example >> nth=0")
+    page.fill("#tree-layer", "3")
+    page.click("#tree-form button[type='submit']")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    _wait_for_title(page, "Structural probe tree, layer 3, UUAS")
+    names = page.evaluate("document.getElementById('figure').data.map((trace) => trace.name)")
+    assert "gold tree" in names
+    page.eval_on_selector("#view-layer", "(el) => { el.value = '5'; el.dispatchEvent(new Event('change')); }")
+    _wait_for_title(page, "layer 5")
+    page.wait_for_selector("#strip .main-svg")
+    page.wait_for_selector("#aux .main-svg")
+    # the injected dev sentence: shown as text on the page and in the tree, never executed
+    page.goto(server + "/probes")
+    page.wait_for_selector("#tree-form:not([hidden])")
+    page.fill("#tree-text", "the <script>window.pwned=1</script> cat sat")
+    page.click("#tree-form button[type='submit']")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    assert "<script>" in page.inner_text("#figure")
+    assert page.evaluate("window.pwned") is None
     assert page.errors == []
 
 

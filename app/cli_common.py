@@ -1,0 +1,71 @@
+"""Helpers shared by the ``bertscope`` command groups: settings, model loading, errors, jobs, tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+from pydantic import ValidationError
+
+from app.errors import BertscopeError
+from app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.modeling.loading import LoadedModel
+
+
+def cli_settings(**overrides: Any) -> Settings:
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given) if given else get_settings()
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def load_configured_model(settings: Settings) -> LoadedModel:
+    from app.modeling.loading import load_model
+
+    return load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+
+
+def fail(exc: BertscopeError) -> None:
+    click.echo(f"error ({exc.code}): {exc.message}", err=True)
+    sys.exit(2)
+
+
+def model_options(command: Callable) -> Callable:
+    """--model, --device and --database-url, shared by the commands that load a model and use the store."""
+    command = click.option("--database-url", help="Store URL (default from settings).")(command)
+    command = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))(command)
+    return click.option("--model", help="Model to load (default from settings).")(command)
+
+
+def markdown_table(table: dict) -> str:
+    """A {"columns", "rows"} table as Markdown."""
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + " --- |" * len(table["columns"])]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return "\n".join(lines)
+
+
+def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
+    """Run a job kind here, with a progress bar, and return its outcome."""
+    from tqdm import tqdm
+
+    from app.jobs import execute, parse_params
+    from app.runner import Runner
+    from app.store.analyses import AnalysisStore
+    from app.store.db import make_engine
+    from app.store.records import RecordStore
+
+    params = parse_params(kind, raw)
+    engine = make_engine(settings.database_url)
+    runner = Runner(load_configured_model(settings), AnalysisStore(engine), settings)
+    with tqdm(unit=unit, desc=kind.replace("_", " ")) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return execute(runner, RecordStore(engine), kind, params, progress)
