@@ -58,3 +58,12 @@ def test_labels_carry_no_gradient():
 def test_bracket_check():
     curves = TopologicalCurves([0, 1], sp=[1.0, 1.0], ssp=[0.5, 1.5], essp=[2.0, 2.0])
     assert curves.bracket_holds() == [True, False]
+
+
+def test_tensor_loop_reference_agrees():
+    from tests.reference.topological import pseudo_depths_tensor_loop
+
+    x = torch.rand(2, 3, 9) * 6
+    mask = torch.arange(9)[None, None, :] < torch.tensor([[9, 4, 1], [2, 7, 5]])[..., None]
+    for reverse in (False, True):
+        assert torch.equal(pseudo_depths(x, mask, reverse=reverse), pseudo_depths_tensor_loop(x, mask, reverse))
