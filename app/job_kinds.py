@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInput
+from app.job_types import JobKind, JobOutcome, Progress
 from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
@@ -19,13 +18,16 @@ from app.methods.probes.topological import TTP_EPOCHS
 from app.methods.probes.treebank import read_conllu
 from app.modeling.heads import fit_head
 from app.modeling.targets import TargetSpec
+from app.neuron_jobs import (
+    DescribeNeuronsParams,
+    IndexNeuronsParams,
+    run_describe_neurons,
+    run_index_neurons,
+)
 from app.runner import Runner
-from app.store.heads import FittedHead
 from app.store.probes import ProbeSet
-from app.store.records import Evaluation
 
 MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
-Progress = Callable[[int, int], None]
 
 
 def known_names(names: list[str], valid: list[str], kind: str) -> list[str]:
@@ -34,17 +36,6 @@ def known_names(names: list[str], valid: list[str], kind: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown {kind} method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     return names
-
-
-@dataclass
-class JobOutcome:
-    """What a job produced: an evaluation summary, or a fitted head."""
-
-    evaluation_kind: str = ""
-    summary: dict = field(default_factory=dict)
-    head: FittedHead | None = None
-    probes: ProbeSet | None = None
-    evaluation: Evaluation | None = None
 
 
 class EvalMixingParams(BaseModel):
@@ -62,12 +53,6 @@ class EvalMixingParams(BaseModel):
     @classmethod
     def _known_methods(cls, names: list[str]) -> list[str]:
         return known_names(names, [*MIXING_METHODS, RANDOM], "mixing")
-
-
-@dataclass
-class JobKind:
-    params: type[BaseModel]
-    run: Callable[[Runner, BaseModel, Progress], JobOutcome]
 
 
 def run_eval_mixing(runner: Runner, params: EvalMixingParams, progress: Progress) -> JobOutcome:
@@ -236,6 +221,8 @@ def run_train_probes(runner: Runner, params: TrainProbesParams, progress: Progre
 
 
 JOB_KINDS: dict[str, JobKind] = {
+    "index_neurons": JobKind(IndexNeuronsParams, run_index_neurons),
+    "describe_neurons": JobKind(DescribeNeuronsParams, run_describe_neurons),
     "train_probes": JobKind(TrainProbesParams, run_train_probes),
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),

@@ -52,9 +52,10 @@ def execute(
     saved = runner.heads.save(outcome.head) if outcome.head is not None else None
     if outcome.probes is not None:
         saved = runner.probes.save(outcome.probes)
-    if saved is not None:
+    result_id = saved.id if saved is not None else outcome.result_id
+    if result_id is not None:
         if job_id is not None:
-            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=saved.id)
+            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=result_id)
         return outcome
     outcome.evaluation = new_evaluation(
         outcome.evaluation_kind,
@@ -143,3 +144,17 @@ class JobManager:
         except Exception as exc:
             log.exception("job %s failed", job_id)
             self.records.update_job(job_id, status="failed", message=f"{exc.__class__.__name__}: {exc}")
+
+
+def start_sample_index(runner: Runner, jobs: JobManager) -> Job | None:
+    """On first serve, index (and describe) the shipped sample corpus in the background if the loaded model
+    has no neuron index and no index job is already queued or running."""
+    from app.neuron_jobs import sample_corpus_params
+
+    if runner.neurons.list_for_revision(runner.loaded.revision):
+        return None
+    if any(
+        job.kind == "index_neurons" and job.status in ("queued", "running") for job in jobs.records.jobs()
+    ):
+        return None
+    return jobs.submit("index_neurons", sample_corpus_params())

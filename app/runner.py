@@ -22,6 +22,8 @@ from app.modeling.targets import HeadTarget, TargetSpec, bind_target
 from app.settings import Settings
 from app.store.analyses import AnalysisStore, StoredAnalysis
 from app.store.heads import FittedHead, HeadStore
+from app.store.neuron_descriptions import DescriptionStore
+from app.store.neurons import NeuronStore
 from app.store.probes import ProbeSet, ProbeStore
 
 
@@ -67,6 +69,9 @@ class Runner:
         self.store = store
         self.heads = HeadStore(store.engine)
         self.probes = ProbeStore(store.engine)
+        self.neurons = NeuronStore(store.engine)
+        self.descriptions = DescriptionStore(store.engine)
+        self._maxima: dict[str, np.ndarray] = {}
         self.treebanks = TreebankLookup()
         self.settings = settings
         self.lock = threading.Lock()
@@ -76,6 +81,21 @@ class Runner:
         return encode_for(
             self.loaded, text, text_pair, max_tokens=self.max_tokens, max_chars=self.settings.max_text_chars
         )
+
+    def neuron_maxima(self, index_id: str) -> np.ndarray:
+        """[layer, unit] maximum activation of every neuron over an index's corpus (cached per index)."""
+        if index_id not in self._maxima:
+            page = self.neurons.neurons_page(index_id, sort="max", limit=1, offset=0)
+            count = page.total
+            items = []
+            for offset in range(0, count, 500):
+                items += self.neurons.neurons_page(index_id, sort="max", limit=500, offset=offset).items
+            layers = max(item.layer for item in items) + 1
+            maxima = np.zeros((layers, count // layers), dtype=np.float64)
+            for item in items:
+                maxima[item.layer, item.unit] = item.maximum or 0.0
+            self._maxima[index_id] = maxima
+        return self._maxima[index_id]
 
     def find_head(self, key: str) -> FittedHead:
         """A head fitted on the loaded weights, by id or name."""

@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     hub_offline: bool = Field(
         False, description="Never contact a model hub; load only local paths or already cached ids."
     )
+    neuron_top_k: int = Field(50, ge=1, le=1000, description="Exemplars kept per neuron and corpus.")
+    neuron_batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass when indexing.")
+    index_sample_on_start: bool = Field(
+        True, description="Build the shipped sample corpus's neuron index in the background on first serve."
+    )
+    describer_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (e.g. a local vLLM/llama.cpp/Ollama) for descriptors."
+    )
+    describer_model: str | None = Field(None, description="Model name to ask at describer_url.")
+    describer_key: str | None = Field(None, description="API key for describer_url, if it needs one.")
+    describer_path: str | None = Field(
+        None, description="Local Hugging Face generative model (seq2seq or causal) for descriptors."
+    )
+    describer_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the describer.")
 
 
 @lru_cache(maxsize=1)

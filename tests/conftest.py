@@ -38,7 +38,13 @@ def sqlite_url(directory: Path) -> str:
 
 
 def make_settings(directory: Path, **overrides: object) -> Settings:
-    values = {"database_url": sqlite_url(directory), "model": "in-process", "device": "cpu", **overrides}
+    values = {
+        "database_url": sqlite_url(directory),
+        "model": "in-process",
+        "device": "cpu",
+        "index_sample_on_start": False,
+        **overrides,
+    }
     return Settings(**values)
 
 

@@ -15,12 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.api import evaluations, pages, probes, routes
+from app.api import evaluations, neurons, pages, probes, routes
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError
-from app.jobs import JobManager
+from app.jobs import JobManager, start_sample_index
 from app.modeling.loading import LoadedModel, load_model
 from app.runner import Runner
 from app.settings import Settings, get_settings
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         runner = Runner(model, AnalysisStore(engine), settings)
         app.state.jobs = JobManager(runner, RecordStore(engine))
         app.state.jobs.start()
+        if settings.index_sample_on_start:
+            start_sample_index(runner, app.state.jobs)
         app.state.runner = runner
         log.info("bertscope ready: %s on %s", model.name, model.device)
         yield
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.include_router(routes.router)
     app.include_router(evaluations.router)
     app.include_router(probes.router)
+    app.include_router(neurons.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
     return app

@@ -1,0 +1,56 @@
+"""Neuron browser API: search and sort neurons, one neuron's evidence, active neurons of an analysis.
+
+Indexes and descriptions are built by the ``index_neurons`` and ``describe_neurons`` jobs (POST /api/jobs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from app.api.deps import get_runner
+from app.api.routes import ERRORS
+from app.neuron_views import active_neurons, neuron_detail, neuron_page
+from app.runner import Runner
+
+router = APIRouter(prefix="/api", tags=["neurons"])
+Label = Literal["consistent", "inconsistent", "corpus-specific", "undescribed", "single corpus"]
+
+
+@router.get("/neurons", responses=ERRORS)
+def list_neurons(
+    layer: int | None = Query(None, ge=0, le=256, description="Only this layer."),
+    q: str | None = Query(None, max_length=200, description="Search descriptor labels (substring)."),
+    label: Label | None = Query(None, description="Only neurons with this consistency label."),
+    sort: Literal["score", "consistency", "layer"] = Query("score"),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    runner: Runner = Depends(get_runner),
+) -> dict[str, Any]:
+    """One page of neurons with their best descriptors, consistency labels and the run's summary."""
+    return neuron_page(runner, layer=layer, query=q, label=label, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("/neurons/summary", responses=ERRORS)
+def neurons_summary(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """The latest description run: corpora, generator, neurons against random directions."""
+    described = runner.descriptions.latest(runner.loaded.revision)
+    indexes = [info.to_json() for info in runner.neurons.list_for_revision(runner.loaded.revision)]
+    return {"description": described.to_json() if described else None, "indexes": indexes}
+
+
+@router.get("/neurons/{layer}/{unit}", responses=ERRORS)
+def get_neuron(
+    layer: int = Path(ge=0, le=256),
+    unit: int = Path(ge=0, le=1_000_000),
+    runner: Runner = Depends(get_runner),
+) -> dict[str, Any]:
+    """Descriptors with scores per corpus, exemplars per corpus with token activations, stats, consistency."""
+    return neuron_detail(runner, layer, unit)
+
+
+@router.get("/analyses/{analysis_id}/neurons", responses=ERRORS)
+def analysis_neurons(analysis_id: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+    """The neurons most active on a stored analysis's text, relative to their corpus maximum."""
+    return active_neurons(runner, runner.store.get(analysis_id))

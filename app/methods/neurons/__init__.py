@@ -1,0 +1,1 @@
+"""Neuron-level analyses: activation index, descriptor discovery and neuron-descriptor association."""

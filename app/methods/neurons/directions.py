@@ -1,0 +1,73 @@
+"""Random directions in FFN activation space: the control of the illusion check.
+
+Bolukbasi et al., "An Interpretability Illusion for BERT" (arXiv 2104.07143, 2021) show that random
+directions in activation space look as "meaningful" as single neurons when read through their top
+exemplars. Here each layer gets random unit directions d in R^units; a direction's activation on a token is
+h . d over the same post-activation FFN output the neuron index records. Its exemplars are the sentences
+with the highest maximum over their non-special tokens, and they go through the same description pipeline.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import torch
+
+from app.methods.neurons.index import Batch, ffn_modules, num_units, plan_batches, run_encoder
+from app.modeling.hooks import patch
+from app.modeling.loading import LoadedModel
+
+DEFAULT_DIRECTIONS = 256  # in all, spread evenly over the layers
+
+
+def random_directions(loaded: LoadedModel, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit directions [count, units] and the layer of each [count] (layers in turn)."""
+    generator = np.random.default_rng(seed)
+    vectors = generator.normal(size=(count, num_units(loaded))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    layers = np.arange(count) % loaded.num_layers
+    return vectors, layers
+
+
+def direction_exemplars(
+    loaded: LoadedModel,
+    sentences: list[str],
+    directions: np.ndarray,
+    layers: np.ndarray,
+    k: int,
+    batch_size: int,
+    max_tokens: int | None = None,
+) -> np.ndarray:
+    """[direction, k] ids of the sentences where each direction reaches its highest values."""
+    plan = plan_batches(loaded, sentences, batch_size, max_tokens)
+    modules = ffn_modules(loaded)
+    by_layer = {int(layer): np.flatnonzero(layers == layer) for layer in np.unique(layers)}
+    weights = {layer: torch.from_numpy(directions[rows].T.copy()) for layer, rows in by_layer.items()}
+    weights = {layer: matrix.to(loaded.device) for layer, matrix in weights.items()}  # [units, directions]
+    scores = np.full((len(sentences), len(directions)), -np.inf, dtype=np.float32)
+    for batch in plan.batches():
+        found = _batch_maxima(loaded, batch, modules, weights)
+        rows = batch.sentence_ids.numpy()
+        for layer, columns in by_layer.items():
+            scores[np.ix_(rows, columns)] = found[layer].cpu().numpy()
+    top = np.argsort(-scores, axis=0, kind="stable")[: min(k, len(sentences))]  # [k, direction]
+    return top.T.astype(np.int64)
+
+
+def _batch_maxima(
+    loaded: LoadedModel, batch: Batch, modules: list, weights: dict[int, torch.Tensor]
+) -> dict[int, torch.Tensor]:
+    """Per layer, [sentence, direction] maxima over the batch's non-special tokens."""
+    valid = batch.valid.to(loaded.device)[..., None]
+    found: dict[int, torch.Tensor] = {}
+
+    def project(output: torch.Tensor, layer: int) -> torch.Tensor:
+        values = output.float() @ weights[layer]  # [batch, token, directions]
+        found[layer] = values.masked_fill(~valid, float("-inf")).amax(dim=1)
+        return output
+
+    hooks = {modules[layer]: partial(project, layer=layer) for layer in weights}
+    with torch.inference_mode(), patch(hooks):
+        run_encoder(loaded, batch)
+    return found

@@ -1,0 +1,333 @@
+"""The neuron activation index: one streaming pass over a corpus records, for every FFN neuron, its top-k
+exemplar tokens, activation statistics and a fixed-edge histogram (see :mod:`app.methods.neurons.stats`).
+
+A neuron is one unit of a block's FFN non-linearity output (post-GELU), ``[layer, unit]``; exemplar-based
+neuron descriptions (Bolukbasi et al. 2021, https://arxiv.org/abs/2104.07143; Mondal et al., arXiv
+2401.16731, 2024) start from the sentences that activate a neuron most. Sentences are tokenised once,
+truncated to ``max_tokens``, sorted longest first and run in batches through the bare encoder; a hook on each
+layer's activation module folds the batch into the running state while the activations are still in cache.
+Special tokens ([CLS], [SEP], padding, and special tokens typed in the text) are never counted.
+
+The build checks ``should_stop()`` between batches, reports ``progress(done, total)`` after each, hands a
+checkpoint state to ``checkpoint(state)`` every ``checkpoint_every`` batches, and resumes from such a state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.errors import InvalidInput
+from app.methods.neurons.corpora import (
+    DEFAULT_BATCH_SIZE,
+    Batch,
+    plan_batches,
+    resolve_max_tokens,
+)
+from app.methods.neurons.stats import DEFAULT_K, IndexState, fold_statistics
+from app.methods.neurons.topk import (
+    CANDIDATE_GROUP,
+    EMPTY_KEY,
+    MAX_SENTENCES,
+    decode_keys,
+    encode_keys,
+    fold_topk,
+    kth_values,
+    tiebreak_codes,
+)
+from app.modeling.hooks import capture, patch
+from app.modeling.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from app.store.neurons import NeuronIndexInfo, NeuronStore
+
+DEFAULT_CHECKPOINT_EVERY = 50  # batches between checkpoints
+MAX_K = 1000
+
+Progress = Callable[[int, int], None]
+ShouldStop = Callable[[], bool]
+Checkpoint = Callable[[IndexState], None]
+
+
+def ffn_modules(loaded: LoadedModel) -> list[nn.Module]:
+    """Each layer's FFN activation module; its output [batch, token, unit] is what the index records."""
+    return [loaded.adapter.ffn_activation_module(loaded.model, layer) for layer in range(loaded.num_layers)]
+
+
+def num_units(loaded: LoadedModel) -> int:
+    """FFN width (intermediate size): neurons per layer."""
+    return int(loaded.adapter.ffn_input_projection(loaded.model, 0).out_features)
+
+
+def run_encoder(loaded: LoadedModel, batch: Batch) -> None:
+    """One forward pass of the bare encoder (no task head: the index only needs the blocks)."""
+    device = loaded.device
+    loaded.adapter.encoder(loaded.model)(
+        input_ids=batch.input_ids.to(device, non_blocking=True),
+        attention_mask=batch.attention_mask.to(device, non_blocking=True),
+    )
+
+
+class _Workspace:
+    """Reused scratch tensors: fresh multi-megabyte tensors per layer and batch cost page faults."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        """A contiguous [rows, columns] tensor, carved from a buffer that only ever grows."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1] != shape[1]:
+            buffer = torch.empty(shape, dtype=dtype, device=self.device)
+            self._buffers[name] = buffer
+        return buffer[: shape[0]]
+
+
+class _Accumulator:
+    """The index state on the model's device while a build runs; hooks fold each layer in as it runs."""
+
+    def __init__(self, state: IndexState, device: torch.device) -> None:
+        def put(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array.copy()).to(device)
+
+        self.k = state.k
+        filled = put(state.top_sentences >= 0)
+        codes = tiebreak_codes(put(state.top_sentences.clip(0)), put(state.top_positions.clip(0)))
+        self.keys = encode_keys(put(state.top_values), codes).masked_fill(~filled, EMPTY_KEY)  # [l, u, k]
+        self.threshold = kth_values(self.keys)  # [layer, unit]: the k-th value, -inf while not full
+        self.total, self.total_squares = put(state.total), put(state.total_squares)
+        self.minimum, self.maximum = put(state.minimum), put(state.maximum)
+        self.histogram = put(state.histogram)  # [layer, unit, slot]
+        self.tokens = state.tokens
+        self.device = device
+        self._workspace = _Workspace(device)
+        self._token_index = torch.empty(0, dtype=torch.int64)  # [token] flat index of counted tokens
+        self._codes = torch.empty(0, dtype=torch.int64)  # [token] tie-break codes
+
+    def observe(self, layer: int, output: torch.Tensor) -> torch.Tensor:
+        """Forward-hook body: fold layer ``layer``'s activations [batch, token, unit] into the state."""
+        units = output.shape[-1]
+        tokens = int(self._token_index.shape[0])
+        shape = (tokens, units)
+        padded = self._workspace.get(
+            "values", (-(-tokens // CANDIDATE_GROUP) * CANDIDATE_GROUP, units), torch.float32
+        )
+        padded[tokens:] = float("-inf")  # the tail of the last candidate group
+        x = padded[:tokens]  # [token, unit]
+        torch.index_select(output.reshape(-1, units).float(), 0, self._token_index, out=x)
+        fold_statistics(
+            x,
+            self.total[layer],
+            self.total_squares[layer],
+            self.minimum[layer],
+            self.maximum[layer],
+            self.histogram[layer],
+            self._workspace.get("scratch", shape, torch.float32),
+            self._workspace.get("slots", shape, torch.int64),
+        )
+        self.keys[layer] = fold_topk(self.keys[layer], self.threshold[layer], x, self._codes, padded)
+        self.threshold[layer] = kth_values(self.keys[layer])
+        return output
+
+    def fold(self, loaded: LoadedModel, batch: Batch, modules: list[nn.Module]) -> None:
+        """Run one batch with the hooks on: every layer is folded in while its activations are fresh."""
+        width = batch.valid.shape[1]
+        token_index = batch.valid.view(-1).nonzero().squeeze(1)  # [token] flat (row * width + position)
+        if token_index.shape[0] == 0:
+            return  # only special tokens: nothing to count
+        codes = tiebreak_codes(batch.sentence_ids[token_index // width], token_index % width)
+        self._token_index = token_index.to(self.device, non_blocking=True)
+        self._codes = codes.to(self.device, non_blocking=True)
+        with patch({module: partial(self.observe, layer) for layer, module in enumerate(modules)}):
+            run_encoder(loaded, batch)
+        self.tokens += int(token_index.shape[0])
+
+    def state(self, num_sentences: int, sentences_done: int) -> IndexState:
+        """A numpy copy of the state (later batches do not change it)."""
+
+        def get(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.cpu().numpy().copy()
+
+        values, sentences, positions = (get(t) for t in decode_keys(self.keys))
+        return IndexState(
+            k=self.k,
+            num_sentences=num_sentences,
+            sentences_done=sentences_done,
+            tokens=self.tokens,
+            top_values=values,
+            top_sentences=sentences,
+            top_positions=positions,
+            total=get(self.total),
+            total_squares=get(self.total_squares),
+            minimum=get(self.minimum),
+            maximum=get(self.maximum),
+            histogram=get(self.histogram),
+        )
+
+
+def _start_state(loaded: LoadedModel, sentences: list[str], k: int, resume: IndexState | None) -> IndexState:
+    if not 1 <= k <= MAX_K:
+        raise InvalidInput(f"k (exemplars per neuron) must be between 1 and {MAX_K} (got {k}).")
+    if len(sentences) > MAX_SENTENCES:
+        raise InvalidInput(
+            f"The corpus has {len(sentences)} sentences; one build takes at most {MAX_SENTENCES}. "
+            "Split it into shards and merge their states."
+        )
+    layers, units = loaded.num_layers, num_units(loaded)
+    if resume is None:
+        return IndexState.empty(layers, units, k, len(sentences))
+    expected = (k, layers, units, len(sentences))
+    if (resume.k, resume.num_layers, resume.num_units, resume.num_sentences) != expected:
+        raise InvalidInput(
+            "The saved index state does not fit this build (different k, model or corpus); start it afresh."
+        )
+    return resume
+
+
+def build_state(
+    loaded: LoadedModel,
+    sentences: list[str],
+    *,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tokens: int | None = None,
+    resume: IndexState | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+) -> IndexState:
+    """Index ``sentences`` (or continue ``resume``); returns a partial state when ``should_stop()`` said so.
+
+    Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result.
+    """
+    state = _start_state(loaded, sentences, k, resume)
+    plan = plan_batches(loaded, sentences, batch_size, max_tokens)
+    if checkpoint_every < 1:
+        raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
+    accumulator = _Accumulator(state, loaded.device)
+    modules = ffn_modules(loaded)
+    done, total = state.sentences_done, len(sentences)
+    with torch.inference_mode():
+        for number, batch in enumerate(plan.batches(start=done), start=1):
+            if should_stop is not None and should_stop():
+                break
+            accumulator.fold(loaded, batch, modules)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+            if checkpoint is not None and number % checkpoint_every == 0 and done < total:
+                checkpoint(accumulator.state(total, done))
+    return accumulator.state(total, done)
+
+
+def build_index(
+    loaded: LoadedModel,
+    store: NeuronStore,
+    corpus_name: str,
+    source: str,
+    sentences: list[str],
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    max_tokens: int | None = None,
+) -> NeuronIndexInfo:
+    """Build (or resume, or just return when already done) the stored index of ``corpus_name``.
+
+    Stopped builds leave a checkpoint and status ``building``; calling again continues from it.
+    """
+    max_tokens = resolve_max_tokens(loaded, max_tokens)
+    record, state = store.start_or_resume(
+        loaded.name, loaded.revision, corpus_name, source, sentences, k=k, max_tokens=max_tokens
+    )
+    if record.status == "done":
+        return record
+    state = build_state(
+        loaded,
+        sentences,
+        k=k,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        resume=state,
+        progress=progress,
+        should_stop=should_stop,
+        checkpoint=partial(store.save_checkpoint, record.id),
+        checkpoint_every=checkpoint_every,
+    )
+    if not state.complete:
+        return store.save_checkpoint(record.id, state)
+    return store.finish(record.id, state)
+
+
+class TokenActivations(NamedTuple):
+    """One sentence as the index saw it: tokens (specials included) and one neuron's activation per token.
+
+    Positions match exemplar positions; special tokens, which the index ignores, carry NaN.
+    """
+
+    tokens: list[str]
+    activations: np.ndarray  # [token] float32
+
+
+def token_activations(
+    loaded: LoadedModel,
+    sentences: list[str],
+    layer: int,
+    unit: int,
+    max_tokens: int | None = None,
+) -> list[TokenActivations]:
+    """Neuron (layer, unit) on every token of ``sentences`` in one batched forward (for exemplar shading)."""
+    if not 0 <= layer < loaded.num_layers or not 0 <= unit < num_units(loaded):
+        raise InvalidInput(
+            f"Neuron ({layer}, {unit}) does not exist: {loaded.name} has layers 0-{loaded.num_layers - 1} "
+            f"and units 0-{num_units(loaded) - 1}."
+        )
+    plan = plan_batches(loaded, sentences, max(len(sentences), 1), max_tokens)
+    batch = plan.batch(np.arange(len(sentences)))
+    module = loaded.adapter.ffn_activation_module(loaded.model, layer)
+    with torch.inference_mode(), capture({"ffn": module}) as captured:
+        run_encoder(loaded, batch)
+    values = captured["ffn"][..., unit].float().cpu()  # [sentence, token]
+    values = values.masked_fill(~batch.valid, float("nan")).numpy()
+    return [
+        TokenActivations(loaded.tokenizer.convert_ids_to_tokens(ids), values[row, : len(ids)])
+        for row, ids in enumerate(plan.token_ids)
+    ]
+
+
+def sentence_activations(
+    loaded: LoadedModel,
+    sentences: list[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tokens: int | None = None,
+    dtype: type[np.floating] = np.float32,
+) -> np.ndarray:
+    """[sentence, layer, unit] max activation over each sentence's non-special tokens (NaN if none).
+
+    One preallocated array (float16 halves it: 5,000 sentences x 9,216 neurons is 92 MB); for scoring
+    neurons against sentence labels, e.g. by AUROC.
+    """
+    plan = plan_batches(loaded, sentences, batch_size, max_tokens)
+    modules = ffn_modules(loaded)
+    result = np.empty((len(sentences), len(modules), num_units(loaded)), dtype=dtype)
+    for batch in plan.batches():
+        valid = batch.valid.to(loaded.device)[..., None]  # [batch, token, 1]
+        maxima: list[torch.Tensor] = []  # per layer, in forward order
+
+        def keep(output: torch.Tensor, valid: torch.Tensor = valid, maxima: list = maxima) -> torch.Tensor:
+            maxima.append(output.masked_fill(~valid, float("-inf")).amax(dim=1))  # [batch, unit]
+            return output
+
+        with torch.inference_mode(), patch(dict.fromkeys(modules, keep)):
+            run_encoder(loaded, batch)
+        block = torch.stack(maxima, dim=1).float().cpu().numpy()  # [batch, layer, unit]
+        result[batch.sentence_ids.numpy()] = np.where(np.isneginf(block), np.nan, block)
+    return result

@@ -1,0 +1,159 @@
+"""Assembling what the neuron pages and API show, from the index, the descriptions and the live model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.errors import InvalidInput
+from app.methods.neurons.index import ffn_modules, token_activations
+from app.modeling.hooks import capture
+from app.runner import Runner
+from app.store.analyses import StoredAnalysis
+
+SHADED_EXEMPLARS = 12
+ACTIVE_NEURONS = 12
+
+
+def neuron_page(
+    runner: Runner,
+    *,
+    layer: int | None,
+    query: str | None,
+    label: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of the neuron browser: described neurons when a description run exists, else index stats."""
+    revision = runner.loaded.revision
+    indexes = [info.to_json() for info in runner.neurons.list_for_revision(revision)]
+    described = runner.descriptions.latest(revision)
+    if described is not None:
+        total, items = runner.descriptions.page(
+            described.id, layer=layer, query=query, label=label, sort=sort, limit=limit, offset=offset
+        )
+        labels = described.descriptor_set.get("labels", [])
+        for item in items:
+            item["descriptors"] = _named(item["descriptors"], labels)
+        return {"total": total, "items": items, "description": described.to_json(), "indexes": indexes}
+    done = [info for info in indexes if info["status"] == "done"]
+    if query or label:
+        raise InvalidInput("No neuron descriptions exist yet: describe the indexed corpora before searching.")
+    if not done:
+        return {"total": 0, "items": [], "description": None, "indexes": indexes}
+    page = runner.neurons.neurons_page(done[0]["id"], layer=layer, sort="max", limit=limit, offset=offset)
+    items = [dataclasses.asdict(item) for item in page.items]
+    return {"total": page.total, "items": items, "description": None, "indexes": indexes}
+
+
+def _named(descriptors: dict[str, list[list]], labels: list[str]) -> dict[str, list[dict]]:
+    return {
+        corpus: [
+            {"descriptor": labels[entry[0]], "score": entry[1], "count": entry[2], "q": entry[3]}
+            for entry in entries
+        ]
+        for corpus, entries in descriptors.items()
+    }
+
+
+def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EXEMPLARS) -> dict[str, Any]:
+    """Everything about one neuron: per corpus exemplars (with token activations), stats, histogram,
+    descriptors and stability; across corpora its consistency and label."""
+    revision = runner.loaded.revision
+    indexes = [info for info in runner.neurons.list_for_revision(revision) if info.status == "done"]
+    if not indexes:
+        raise InvalidInput("No neuron index exists for the loaded model yet; index a corpus first.")
+    described = runner.descriptions.latest(revision)
+    row = runner.descriptions.neuron(described.id, layer, unit) if described else None
+    labels = described.descriptor_set.get("labels", []) if described else []
+    corpora = []
+    for info in indexes:
+        detail = runner.neurons.neuron(info.id, layer, unit)
+        exemplars = [dataclasses.asdict(item) for item in detail.exemplars]
+        _shade(runner, exemplars[:shaded], layer, unit, info.max_tokens)
+        corpora.append(
+            {
+                "corpus": info.corpus,
+                "index_id": info.id,
+                "sentences": info.sentence_count,
+                "stats": {
+                    key: getattr(detail, key) for key in ("count", "mean", "std", "minimum", "maximum")
+                },
+                "histogram": {"edges": detail.histogram_edges, "counts": detail.histogram},
+                "exemplars": exemplars,
+                "descriptors": _named({info.corpus: row["descriptors"].get(info.corpus, [])}, labels)[
+                    info.corpus
+                ]
+                if row
+                else [],
+                "stability": row["stability"].get(info.corpus) if row else None,
+            }
+        )
+    return {
+        "layer": layer,
+        "unit": unit,
+        "model": runner.loaded.describe(),
+        "label": row["label"] if row else None,
+        "consistency": row["consistency"] if row else None,
+        "token_overlap": row["token_overlap"] if row else None,
+        "description": described.to_json() if described else None,
+        "corpora": corpora,
+    }
+
+
+def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tokens: int) -> None:
+    """Attach tokens and this neuron's activation on each token to the first exemplars (one forward)."""
+    unique = list(dict.fromkeys(item["sentence"] for item in exemplars))
+    if not unique:
+        return
+    with runner.lock:
+        rows = token_activations(runner.loaded, unique, layer, unit, max_tokens=max_tokens)
+    by_text = dict(zip(unique, rows, strict=True))
+    for item in exemplars:
+        row = by_text[item["sentence"]]
+        item["tokens"] = row.tokens
+        item["token_activations"] = [None if np.isnan(v) else float(v) for v in row.activations]
+
+
+@torch.no_grad()
+def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE_NEURONS) -> dict[str, Any]:
+    """Neurons most active on an analysed text, relative to their maximum over the indexed corpus."""
+    indexes = [i for i in runner.neurons.list_for_revision(runner.loaded.revision) if i.status == "done"]
+    if not indexes:
+        return {"items": [], "index": None}
+    maxima = runner.neuron_maxima(indexes[0].id)  # [layer, unit]
+    encoded = runner.encode(analysis.text, analysis.text_pair)
+    modules = ffn_modules(runner.loaded)
+    with runner.lock, capture({str(i): module for i, module in enumerate(modules)}) as captured:
+        runner.loaded.adapter.encoder(runner.loaded.model)(**encoded.model_inputs())
+    keep = torch.tensor([not s for s in encoded.special])
+    values = (
+        torch.stack([captured[str(i)][0] for i in range(len(modules))]).float().cpu()
+    )  # [layer, token, unit]
+    values = values[:, keep]
+    peak, where = values.max(dim=1)  # [layer, unit]
+    ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
+    flat = np.argsort(-ratio, axis=None)[:count]
+    tokens = [token for token, special in zip(encoded.tokens, encoded.special, strict=True) if not special]
+    described = runner.descriptions.latest(runner.loaded.revision)
+    items = []
+    for position in flat:
+        layer, unit = divmod(int(position), ratio.shape[1])
+        row = runner.descriptions.neuron(described.id, layer, unit) if described else None
+        items.append(
+            {
+                "layer": layer,
+                "unit": unit,
+                "activation": float(peak[layer, unit]),
+                "relative": float(ratio[layer, unit]),
+                "token": tokens[int(where[layer, unit])],
+                "best_descriptor": row["best_descriptor"] if row else None,
+                "label": row["label"] if row else None,
+                "url": f"/neurons/{layer}/{unit}",
+            }
+        )
+    return {"items": items, "index": indexes[0].corpus}

@@ -1,0 +1,234 @@
+"""Neuron description runs in the store: the shared descriptor set, a summary, and one row per neuron.
+
+- ``neuron_description_sets``: one run (model revision, corpora and their index ids, generator, the
+  clustered descriptor set, the summary that compares neurons with random directions).
+- ``neuron_descriptions``: per neuron its label, consistency, best descriptor and score, a lower-case search
+  text of its descriptor labels (so ``q`` searches 40k neurons in SQL), and the per-corpus detail as JSON.
+A run is written in one transaction: a crash leaves either the whole run or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, Float, ForeignKey, Integer, String, Text, func, insert, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.errors import InvalidInput, NotFound, StoreUnavailable
+from app.methods.neurons.descriptions import DescriptionRun
+from app.store.analyses import new_id
+from app.store.db import Base, create_tables
+
+MAX_PAGE = 500
+SORTS = ("score", "consistency", "layer")
+
+
+class DescriptionSetRow(Base):
+    __tablename__ = "neuron_description_sets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64), index=True)
+    corpora: Mapped[dict] = mapped_column(JSON)  # {corpus name: index id}
+    descriptor_set: Mapped[dict] = mapped_column(JSON)
+    summary: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+class DescriptionRow(Base):
+    __tablename__ = "neuron_descriptions"
+
+    set_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("neuron_description_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(String(20))
+    consistency: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_descriptor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict] = mapped_column(JSON)
+
+
+@dataclass
+class DescriptionSet:
+    id: str
+    model_name: str
+    model_revision: str
+    corpora: dict[str, str]
+    descriptor_set: dict
+    summary: dict
+    params: dict
+    created_at: datetime
+
+    def to_json(self, with_descriptors: bool = False) -> dict[str, Any]:
+        body = {key: value for key, value in self.__dict__.items() if key != "descriptor_set"}
+        body["created_at"] = self.created_at.isoformat()
+        body["descriptor_labels"] = self.descriptor_set.get("labels", [])
+        if with_descriptors:
+            body["descriptor_set"] = self.descriptor_set
+        return body
+
+
+def _set(row: DescriptionSetRow) -> DescriptionSet:
+    return DescriptionSet(
+        row.id,
+        row.model_name,
+        row.model_revision,
+        row.corpora,
+        row.descriptor_set,
+        row.summary,
+        row.params,
+        row.created_at,
+    )
+
+
+def _neuron(row: DescriptionRow) -> dict[str, Any]:
+    return {
+        "layer": row.layer,
+        "unit": row.unit,
+        "label": row.label,
+        "consistency": row.consistency,
+        "best_score": row.best_score,
+        "best_descriptor": row.best_descriptor,
+        **row.detail,
+    }
+
+
+class DescriptionStore:
+    """Save description runs and browse their neurons."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        create_tables(engine)
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        try:
+            with Session(self.engine) as session:
+                if write:
+                    with session.begin():
+                        yield session
+                else:
+                    yield session
+        except OperationalError as exc:
+            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+    def save(
+        self, run: DescriptionRun, model_name: str, revision: str, corpora: dict[str, str], params: dict
+    ) -> str:
+        set_id = new_id()
+        labels = run.descriptor_set.labels
+        rows = []
+        for number, item in enumerate(run.neurons):
+            best = max(
+                (entry for entries in item.descriptors.values() for entry in entries[:1]),
+                key=lambda entry: entry[1],
+                default=None,
+            )
+            names = sorted({labels[entry[0]] for entries in item.descriptors.values() for entry in entries})
+            rows.append(
+                {
+                    "set_id": set_id,
+                    "layer": number // run.num_units,
+                    "unit": number % run.num_units,
+                    "label": item.label,
+                    "consistency": item.consistency,
+                    "best_score": None if best is None else float(best[1]),
+                    "best_descriptor": None if best is None else labels[best[0]][:200],
+                    "search_text": " | ".join(names).lower(),
+                    "detail": {
+                        "descriptors": item.descriptors,
+                        "stability": item.stability,
+                        "token_overlap": item.token_overlap,
+                    },
+                }
+            )
+        with self._session(write=True) as session:
+            session.add(
+                DescriptionSetRow(
+                    id=set_id,
+                    model_name=model_name,
+                    model_revision=revision,
+                    corpora=corpora,
+                    descriptor_set=run.descriptor_set.to_dict(),
+                    summary=run.summary,
+                    params=params,
+                )
+            )
+            session.flush()
+            session.execute(insert(DescriptionRow), rows)
+        return set_id
+
+    def latest(self, revision: str) -> DescriptionSet | None:
+        query = (
+            select(DescriptionSetRow)
+            .where(DescriptionSetRow.model_revision == revision)
+            .order_by(DescriptionSetRow.created_at.desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _set(row)
+
+    def get(self, set_id: str) -> DescriptionSet:
+        with self._session() as session:
+            row = session.get(DescriptionSetRow, set_id)
+            if row is None:
+                raise NotFound(f"No neuron description run {set_id!r}.")
+            return _set(row)
+
+    def neuron(self, set_id: str, layer: int, unit: int) -> dict[str, Any] | None:
+        with self._session() as session:
+            row = session.get(DescriptionRow, (set_id, layer, unit))
+            return None if row is None else _neuron(row)
+
+    def page(
+        self,
+        set_id: str,
+        *,
+        layer: int | None = None,
+        query: str | None = None,
+        label: str | None = None,
+        sort: str = "score",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Neurons of a run, filtered by layer, descriptor text and label, sorted, one page."""
+        if sort not in SORTS:
+            raise InvalidInput(f"Unknown sort {sort!r}; sort by one of {', '.join(SORTS)}.")
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise InvalidInput(f"limit must be 1-{MAX_PAGE} and offset at least 0.")
+        where = [DescriptionRow.set_id == set_id]
+        if layer is not None:
+            where.append(DescriptionRow.layer == layer)
+        if query:
+            escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(DescriptionRow.search_text.like(f"%{escaped}%", escape="\\"))
+        if label:
+            where.append(DescriptionRow.label == label)
+        order = {
+            "score": [DescriptionRow.best_score.desc().nulls_last()],
+            "consistency": [
+                DescriptionRow.consistency.desc().nulls_last(),
+                DescriptionRow.best_score.desc().nulls_last(),
+            ],
+            "layer": [],
+        }[sort]
+        statement = (
+            select(DescriptionRow)
+            .where(*where)
+            .order_by(*order, DescriptionRow.layer, DescriptionRow.unit)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(DescriptionRow).where(*where))
+            return int(total or 0), [_neuron(row) for row in session.scalars(statement)]

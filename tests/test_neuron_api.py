@@ -1,0 +1,113 @@
+"""Neurons through the real app: index + describe as a job, browse, search, one neuron, active neurons."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.api.app import create_app
+from tests.conftest import make_settings
+from tests.tiny import wait_for_job
+
+SENTENCES = [
+    "the cat sat on the mat .",
+    "the dog was good .",
+    "this movie is very bad .",
+    "my cat sat with the dog",
+    "the keys to the cabinet are on the table .",
+    "i have a big dog .",
+    "you can see the old mat",
+    "we had a long review",
+    "she said it was not good !",
+    "what a great movie , 1 2 3",
+    "his old cat is very small",
+    "they will have been at the table",
+]
+
+
+def _corpus(tmp_path, name: str, lines: list[str]) -> dict:
+    path = tmp_path / f"{name}.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"name": name, "path": str(path)}
+
+
+def _index(client, tmp_path) -> dict:
+    params = {
+        "corpora": [_corpus(tmp_path, "one", SENTENCES), _corpus(tmp_path, "two", SENTENCES[::-1] * 2)],
+        "k": 5,
+        "batch_size": 4,
+        "directions": 8,
+    }
+    job = client.post("/api/jobs", json={"kind": "index_neurons", "params": params})
+    assert job.status_code == 202, job.text
+    done = wait_for_job(client, job.json()["id"], timeout=180)
+    assert done["status"] == "done", done
+    return done
+
+
+def test_index_describe_browse_and_detail(client, tmp_path, tiny_bert):
+    empty = client.get("/api/neurons").json()
+    assert empty["total"] == 0 and empty["items"] == []
+    _index(client, tmp_path)
+    page = client.get("/api/neurons", params={"limit": 10}).json()
+    units = tiny_bert.model.config.intermediate_size
+    assert page["total"] == tiny_bert.num_layers * units
+    assert len(page["items"]) == 10 and {i["corpus"] for i in page["indexes"]} == {"one", "two"}
+    summary = page["description"]["summary"]
+    assert summary["corpora"] == ["one", "two"] and summary["random_directions"]["units"] == 8
+    assert summary["generator"]["kind"] == "offline"
+    layer_one = client.get("/api/neurons", params={"layer": 1, "sort": "consistency", "limit": 500}).json()
+    assert all(item["layer"] == 1 for item in layer_one["items"])
+    detail = client.get("/api/neurons/1/3").json()
+    assert [c["corpus"] for c in detail["corpora"]] == ["one", "two"]
+    first = detail["corpora"][0]
+    assert len(first["exemplars"]) == 5 and first["exemplars"][0]["sentence"] in SENTENCES
+    tokens, values = first["exemplars"][0]["tokens"], first["exemplars"][0]["token_activations"]
+    assert len(tokens) == len(values) and values[0] is None  # [CLS] is not a neuron input the index counts
+    top = first["exemplars"][0]
+    assert abs(values[top["position"]] - top["activation"]) < 1e-4
+    assert sum(first["histogram"]["counts"]) == first["stats"]["count"]
+    assert detail["label"] in {"consistent", "inconsistent", "corpus-specific", "undescribed"}
+    labels = page["description"]["descriptor_labels"]
+    if labels:
+        hits = client.get("/api/neurons", params={"q": labels[0][:4]}).json()
+        assert all(
+            labels[0][:4].lower()
+            in " ".join(d["descriptor"] for ds in item["descriptors"].values() for d in ds).lower()
+            for item in hits["items"]
+        )
+    analysis = client.post("/api/analyses", json={"method": "attention", "text": "the cat sat"}).json()
+    active = client.get(f"/api/analyses/{analysis['id']}/neurons").json()
+    assert len(active["items"]) == 12 and active["items"][0]["url"].startswith("/neurons/")
+    assert active["items"][0]["token"] in {"the", "cat", "sat"}
+
+
+def test_bad_neuron_requests(client, tmp_path):
+    assert client.get("/api/neurons/0/0").status_code == 422  # nothing indexed yet
+    assert client.get("/api/neurons", params={"q": "x"}).status_code == 422
+    assert client.get("/api/neurons", params={"sort": "nope"}).status_code == 422
+    assert client.get("/api/neurons", params={"limit": 0}).status_code == 422
+    bad = client.post(
+        "/api/jobs", json={"kind": "index_neurons", "params": {"corpora": [{"name": "a b", "path": "x"}]}}
+    )
+    assert bad.status_code == 422 and "corpora.0.name" in bad.json()["error"]["message"]
+    missing = client.post(
+        "/api/jobs",
+        json={"kind": "index_neurons", "params": {"corpora": [{"name": "a", "path": str(tmp_path / "no")}]}},
+    )
+    done = wait_for_job(client, missing.json()["id"])
+    assert done["status"] == "failed" and "does not exist" in done["message"]
+    _index(client, tmp_path)
+    assert client.get("/api/neurons/99/0").status_code == 404
+    assert client.get("/api/neurons/0/999999").status_code == 404
+
+
+def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):
+    app = create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)
+    with TestClient(app) as client:
+        jobs = client.get("/api/jobs").json()
+        assert [job["kind"] for job in jobs] == ["index_neurons"]
+        done = wait_for_job(client, jobs[0]["id"], timeout=300)
+        assert done["status"] == "done", done
+        assert client.get("/api/neurons").json()["indexes"][0]["corpus"] == "sample"
+    with TestClient(create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)) as again:
+        assert len(again.get("/api/jobs").json()) == 1  # not started twice
