@@ -20,7 +20,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, model: str = "embedded", timeout: float = 180.0) -> Iterator[str]:
+def running_server(
+    database_url: str, model: str = "embedded", timeout: float = 180.0, index_sample: bool = False
+) -> Iterator[str]:
     """Start ``python -m app.cli serve`` and yield its base URL once /api/health answers ok."""
     port = free_port()
     command = [
@@ -39,7 +41,7 @@ def running_server(database_url: str, model: str = "embedded", timeout: float = 
         "--database-url",
         database_url,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BERTSCOPE_INDEX_SAMPLE_ON_START": str(index_sample).lower()}
     log = open(Path(database_url.removeprefix("sqlite:///")).with_suffix(".log"), "w")
     process = subprocess.Popen(
         command, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=log

@@ -316,6 +316,49 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     assert page.errors == []
 
 
+@pytest.fixture(scope="module")
+def indexing_server(tmp_path_factory):
+    """A fresh server that indexes and describes the shipped sample corpus on its own, as on first serve."""
+    with running_server(sqlite_url(tmp_path_factory.mktemp("neurons")), index_sample=True) as base:
+        yield base
+
+
+def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=300_000)  # filled in once the sample is described
+    assert "random directions" in page.inner_text("#illusion-table")
+    page.wait_for_selector("#neuron-table tbody tr")
+    assert page.locator("#neuron-table tbody tr").count() == 50
+    assert "of 9216 neurons" in page.inner_text("#neuron-status")
+    page.select_option("#neuron-layer", "3")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#neuron-table tbody tr')]"
+        ".every((r) => r.dataset.neuron.startsWith('3/'))"
+    )
+    page.click("#next-page")
+    page.wait_for_function("document.getElementById('neuron-status').textContent.startsWith('51')")
+    page.fill("#neuron-q", "<script>window.pwned=1</script>")
+    page.click("#neuron-filter button[type='submit']")
+    page.wait_for_function("document.getElementById('neuron-status').textContent === 'no neurons'")
+    page.fill("#neuron-q", "")
+    page.select_option("#neuron-layer", "")
+    page.click("#neuron-filter button[type='submit']")
+    page.wait_for_selector("#neuron-table tbody tr")
+    page.click("#neuron-table tbody tr >> nth=0 >> a")
+    page.wait_for_url("**/neurons/*/*")
+    page.wait_for_selector(".corpus-column .exemplars li .tok.top")
+    page.wait_for_selector(".corpus-column .main-svg")
+    assert page.locator(".corpus-column").count() == 1 and "sample" in page.inner_text(".corpus-column h2")
+    page.goto(indexing_server + "/")
+    page.fill("#text", "The council voted on Tuesday to open 3 new libraries.")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#active-neurons li a")
+    assert page.locator("#active-neurons li").count() == 12
+    assert page.evaluate("window.pwned") is None
+    assert page.errors == []
+
+
 @pytest.mark.parametrize("path", ["/about", "/neurons", "/probes", "/evaluations"])
 def test_every_page_renders_with_navigation(server, page, path):
     page.goto(server + path)

@@ -66,4 +66,6 @@ def test_tensor_loop_reference_agrees():
     x = torch.rand(2, 3, 9) * 6
     mask = torch.arange(9)[None, None, :] < torch.tensor([[9, 4, 1], [2, 7, 5]])[..., None]
     for reverse in (False, True):
-        assert torch.equal(pseudo_depths(x, mask, reverse=reverse), pseudo_depths_tensor_loop(x, mask, reverse))
+        assert torch.equal(
+            pseudo_depths(x, mask, reverse=reverse), pseudo_depths_tensor_loop(x, mask, reverse)
+        )

@@ -134,7 +134,16 @@ PROBE_EXAMPLES = 6
 
 @router.get("/neurons", response_class=HTMLResponse)
 def neurons_page(request: Request) -> HTMLResponse:
-    return render(request, "section.html", {"title": "Neurons", "section": "neurons"})
+    """Browse neurons: search descriptors, filter by layer and label, sort, page through 40k neurons."""
+    runner = get_runner(request)
+    return render(request, "neurons.html", {"spec": {"page": "neurons", "layers": runner.loaded.num_layers}})
+
+
+@router.get("/neurons/{layer}/{unit}", response_class=HTMLResponse)
+def neuron_view(layer: int, unit: int, request: Request) -> HTMLResponse:
+    """One neuron: descriptors, exemplars and histograms per corpus side by side, consistency."""
+    get_runner(request)
+    return render(request, "neuron.html", {"spec": {"page": "neuron", "layer": layer, "unit": unit}})
 
 
 @router.get("/probes", response_class=HTMLResponse)

@@ -3,6 +3,7 @@
 import { getFigure, postAnalysis } from "./api.js";
 import { setupEvaluations } from "./evaluations.js";
 import { setupProbes } from "./probes.js";
+import { setupActiveNeurons, setupNeuronBrowser, setupNeuronPage } from "./neurons.js";
 import { el, renderControls, renderFields } from "./dom.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "./params.js";
 import { hoverText } from "./hover.js";
@@ -200,6 +201,14 @@ function boot() {
     setupEvaluations();
     return;
   }
+  if (spec.page === "neurons") {
+    setupNeuronBrowser(spec);
+    return;
+  }
+  if (spec.page === "neuron") {
+    setupNeuronPage(spec);
+    return;
+  }
   if (spec.page === "probes") {
     setupProbes();
     return;
@@ -214,6 +223,7 @@ function boot() {
     setupFigureView({ url, figureUrl: `/api/analyses/${encodeURIComponent(id)}/figure`, controls: spec.controls, figures: spec.figures });
     setupCompare(spec);
     setupSanity(spec);
+    setupActiveNeurons(id);
   }
 }
 
