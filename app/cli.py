@@ -17,6 +17,7 @@ from app.cli_common import (
     model_options,
     run_job_here,
 )
+from app.cli_neurons import neurons_group
 from app.cli_probes import probe_group
 from app.errors import BertscopeError
 from app.settings import Settings
@@ -342,6 +343,7 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
 
 
 main.add_command(probe_group)
+main.add_command(neurons_group)
 
 if __name__ == "__main__":
     main()

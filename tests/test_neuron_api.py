@@ -111,3 +111,30 @@ def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):
         assert client.get("/api/neurons").json()["indexes"][0]["corpus"] == "sample"
     with TestClient(create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)) as again:
         assert len(again.get("/api/jobs").json()) == 1  # not started twice
+
+
+def test_cli_index_describe_list(tmp_path):
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from tests.conftest import sqlite_url
+    from tests.tiny import save_checkpoint
+
+    checkpoint = save_checkpoint(tmp_path / "ckpt", "bert")
+    common = ["--model", str(checkpoint), "--device", "cpu", "--database-url", sqlite_url(tmp_path)]
+    one = tmp_path / "one.txt"
+    one.write_text("\n".join(SENTENCES), encoding="utf-8")
+    runner = CliRunner()
+    indexed = runner.invoke(
+        main, ["neurons", "index", "--corpus", f"one={one}", "-k", "4", "--directions", "4", *common]
+    )
+    assert indexed.exit_code == 0, indexed.output
+    assert '"random_directions"' in indexed.output
+    again = runner.invoke(main, ["neurons", "describe", "--corpus", "one", "--directions", "4", *common])
+    assert again.exit_code == 0, again.output
+    listed = runner.invoke(main, ["neurons", "list", *common])
+    assert "one" in listed.output and "done" in listed.output
+    bad = runner.invoke(main, ["neurons", "index", "--corpus", "no-equals-sign", *common])
+    assert bad.exit_code == 2 and "NAME=FILE" in bad.output
+    unknown = runner.invoke(main, ["neurons", "describe", "--corpus", "nope", *common])
+    assert unknown.exit_code == 2 and "index it first" in unknown.output

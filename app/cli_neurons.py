@@ -1,0 +1,118 @@
+"""``bertscope neurons``: index corpora (every FFN neuron's top exemplars), describe neurons, list indexes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from app.cli_common import cli_settings, fail, load_configured_model, model_options, run_job_here
+from app.errors import BertscopeError
+
+
+@click.group("neurons")
+def neurons_group() -> None:
+    """Neuron activation indexes and descriptions (Mondal et al. 2024; Bolukbasi et al. 2021)."""
+
+
+@neurons_group.command("index")
+@click.option(
+    "--corpus", "corpora", multiple=True, required=True, help="NAME=FILE (repeat for several corpora)."
+)
+@click.option("--column", help="Text column of CSV/TSV/JSONL corpora.")
+@click.option("--limit", type=int, help="Use only the first N sentences of each corpus.")
+@click.option("-k", "--top-k", "k", type=int, help="Exemplars per neuron (default 50).")
+@click.option("--batch-size", type=int, help="Sentences per forward pass.")
+@click.option("--describe/--no-describe", default=True, help="Describe the neurons afterwards.")
+@click.option("--directions", type=int, help="Random directions for the illusion control (default 256).")
+@model_options
+def neurons_index(
+    corpora: tuple[str, ...],
+    column: str | None,
+    limit: int | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+    **options: Any,
+) -> None:
+    """Index every FFN neuron over each corpus (resumes an interrupted build), then describe them."""
+    from app.methods.neurons.corpora import parse_corpus_spec
+
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    try:
+        specs = []
+        for spec in corpora:
+            name, path = parse_corpus_spec(spec)
+            specs.append({"name": name, "path": str(path), "column": column, "limit": limit})
+        raw = {"corpora": specs, **{key: value for key, value in options.items() if value is not None}}
+        outcome = run_job_here("index_neurons", raw, settings, "step")
+    except BertscopeError as exc:
+        fail(exc)
+    _print_result(outcome.result_id, settings)
+
+
+@neurons_group.command("describe")
+@click.option("--corpus", "corpora", multiple=True, help="Indexed corpus names (default: all).")
+@click.option("--directions", type=int, help="Random directions for the illusion control (default 256).")
+@model_options
+def neurons_describe(
+    corpora: tuple[str, ...],
+    directions: int | None,
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+) -> None:
+    """Describe neurons over indexed corpora and compare them with random directions."""
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    raw: dict[str, Any] = {"corpora": list(corpora) or None}
+    if directions is not None:
+        raw["directions"] = directions
+    try:
+        outcome = run_job_here("describe_neurons", raw, settings, "step")
+    except BertscopeError as exc:
+        fail(exc)
+    _print_result(outcome.result_id, settings)
+
+
+@neurons_group.command("list")
+@model_options
+def neurons_list(model: str | None, device: str | None, database_url: str | None) -> None:
+    """Neuron indexes and the latest description run of the configured model."""
+    from app.store.db import make_engine
+    from app.store.neuron_descriptions import DescriptionStore
+    from app.store.neurons import NeuronStore
+
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    try:
+        loaded = load_configured_model(settings)
+        engine = make_engine(settings.database_url)
+        indexes = NeuronStore(engine).list_for_revision(loaded.revision)
+        described = DescriptionStore(engine).latest(loaded.revision)
+    except BertscopeError as exc:
+        fail(exc)
+    if not indexes:
+        click.echo(f"no neuron index for {loaded.name} @ {loaded.revision}")
+    for info in indexes:
+        click.echo(
+            f"{info.id}  {info.corpus:<16} {info.status:<9} "
+            f"{info.sentences_done}/{info.sentence_count} sentences k={info.k}"
+        )
+    if described:
+        click.echo(json.dumps(described.summary, indent=2))
+
+
+def _print_result(result_id: str | None, settings: Any) -> None:
+    """The summary of a description run (neurons against random directions), or the index id."""
+    from app.store.db import make_engine
+    from app.store.neuron_descriptions import DescriptionStore
+
+    try:
+        described = DescriptionStore(make_engine(settings.database_url)).get(result_id)
+    except BertscopeError:
+        click.echo(f"neuron index {result_id} built")
+        return
+    click.echo(
+        f"description run {described.id}: {len(described.descriptor_set.get('labels', []))} descriptors"
+    )
+    click.echo(json.dumps(described.summary, indent=2))
