@@ -221,6 +221,67 @@ def eval_degradation(
     _evaluate("eval_degradation", raw, target, settings, "example", out)
 
 
+@eval_group.command("neurons")
+@click.option("--dataset", "datasets", multiple=True, required=True, help="NAME=FILE labelled TSV/CSV/JSONL.")
+@click.option(
+    "--label-names", "label_names", multiple=True, help="NAME=0:World,1:Sports,... (ag_news, sst2 known)."
+)
+@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--limit", type=int, help="Use only the first N rows of each dataset.")
+@click.option("--exemplars", type=int, default=50, show_default=True, help="Top sentences per neuron.")
+@click.option("--top", type=int, default=2, show_default=True, help="k of precision@k / recall@k.")
+@click.option("--threshold", type=float, default=0.75, show_default=True, help="AUROC of a true concept.")
+@click.option("--directions", type=int, help="Random directions per layer (default: one per unit; 0 = none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", help="Also write the result JSON here.")
+@model_options
+def eval_neurons(
+    datasets: tuple[str, ...],
+    label_names: tuple[str, ...],
+    model: str | None,
+    device: str | None,
+    database_url: str | None,
+    out: str | None,
+    **options: Any,
+) -> None:
+    """Precision@k / recall@k of neuron descriptions against label concepts (see README)."""
+    from app.methods.evaluation.neuron_descriptions import AG_NEWS_LABELS, SST2_LABELS
+
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    known = {"ag_news": AG_NEWS_LABELS, "sst2": SST2_LABELS}
+    names = {key: dict(value) for key, value in known.items()}
+    for item in label_names:
+        name, _, pairs = item.partition("=")
+        try:
+            names[name] = dict(pair.split(":", 1) for pair in pairs.split(",") if pair)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=LABEL:NAME,...", param_hint="--label-names"
+            ) from None
+    specs = []
+    for item in datasets:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{item!r} is not NAME=FILE", param_hint="--dataset")
+        specs.append(
+            {
+                "name": name,
+                "path": path,
+                "text_col": options.get("text_col"),
+                "label_col": options.get("label_col"),
+                "label_names": names.get(name),
+                "limit": options.get("limit"),
+            }
+        )
+    raw = {
+        key: options[key]
+        for key in ("exemplars", "top", "threshold", "directions", "seed")
+        if options[key] is not None
+    }
+    _evaluate("eval_neurons", {"datasets": specs, **raw}, None, settings, "step", out)
+
+
 def _evaluate(
     kind: str, raw: dict, target: str | None, settings: Settings, unit: str, out: str | None
 ) -> None:

@@ -20,8 +20,10 @@ from app.modeling.heads import fit_head
 from app.modeling.targets import TargetSpec
 from app.neuron_jobs import (
     DescribeNeuronsParams,
+    EvalNeuronsParams,
     IndexNeuronsParams,
     run_describe_neurons,
+    run_eval_neurons,
     run_index_neurons,
 )
 from app.runner import Runner
@@ -223,6 +225,7 @@ def run_train_probes(runner: Runner, params: TrainProbesParams, progress: Progre
 JOB_KINDS: dict[str, JobKind] = {
     "index_neurons": JobKind(IndexNeuronsParams, run_index_neurons),
     "describe_neurons": JobKind(DescribeNeuronsParams, run_describe_neurons),
+    "eval_neurons": JobKind(EvalNeuronsParams, run_eval_neurons),
     "train_probes": JobKind(TrainProbesParams, run_train_probes),
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),

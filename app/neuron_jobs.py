@@ -138,3 +138,61 @@ def run_describe_neurons(runner: Runner, params: DescribeNeuronsParams, progress
         params.model_dump(mode="json"),
     )
     return JobOutcome(result_id=set_id)
+
+
+class LabelledDataSpec(BaseModel):
+    """A labelled file whose labels are the sentence-level concepts of the neuron evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, examples=["ag_news"])
+    path: str
+    text_col: str | None = None
+    label_col: str = "label"
+    label_names: dict[str, str] | None = Field(None, description='e.g. {"0": "World", "1": "Sports"}.')
+    limit: int | None = Field(None, ge=10, le=1_000_000)
+
+
+class EvalNeuronsParams(BaseModel):
+    """Precision@k / recall@k of unsupervised neuron descriptions against label concepts (AUROC truth)."""
+
+    model_config = ConfigDict(extra="forbid")
+    datasets: list[LabelledDataSpec] = Field(min_length=1, max_length=MAX_CORPORA)
+    exemplars: int = Field(50, ge=1, le=1000)
+    top: int = Field(2, ge=1, le=20)
+    threshold: float = Field(0.75, gt=0.5, le=1.0, description="AUROC a true concept must reach.")
+    directions: int | None = Field(
+        None, ge=0, le=100_000, description="Random directions (default: one per unit)."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+def run_eval_neurons(runner: Runner, params: EvalNeuronsParams, progress: Progress) -> JobOutcome:
+    """Run the neuron description evaluation (app.methods.evaluation.neuron_descriptions)."""
+    from app.methods.evaluation.neuron_descriptions import evaluate_neuron_descriptions
+    from app.methods.evaluation.texts import read_labelled
+
+    datasets, names = [], {}
+    for spec in params.datasets:
+        texts, labels = read_labelled(spec.path, spec.text_col, spec.label_col, spec.limit)
+        datasets.append((spec.name, texts, labels))
+        if spec.label_names:
+            names[spec.name] = spec.label_names
+    progress(0, 1)
+    with runner.lock:
+        evaluation = evaluate_neuron_descriptions(
+            runner.loaded,
+            datasets,
+            label_names=names or None,
+            exemplars=params.exemplars,
+            top=params.top,
+            threshold=params.threshold,
+            seed=params.seed,
+            directions=params.directions,
+            batch_size=runner.settings.neuron_batch_size,
+        )
+    progress(1, 1)
+    summary = evaluation.summary()
+    summary["table"] = evaluation.table()
+    summary["examples"] = sum(len(texts) for _, texts, _ in datasets)
+    summary["skipped"] = 0
+    return JobOutcome("neurons", summary)

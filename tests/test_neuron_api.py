@@ -138,3 +138,50 @@ def test_cli_index_describe_list(tmp_path):
     assert bad.exit_code == 2 and "NAME=FILE" in bad.output
     unknown = runner.invoke(main, ["neurons", "describe", "--corpus", "nope", *common])
     assert unknown.exit_code == 2 and "index it first" in unknown.output
+
+
+def test_eval_neurons_cli_and_evaluation_view(tmp_path, client):
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from tests.conftest import sqlite_url
+    from tests.tiny import save_checkpoint
+
+    rows = ["sentence\tlabel"] + [f"{text}\t{index % 2}" for index, text in enumerate(SENTENCES * 3)]
+    data = tmp_path / "labelled.tsv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    checkpoint = save_checkpoint(tmp_path / "ckpt", "bert")
+    common = ["--model", str(checkpoint), "--device", "cpu", "--database-url", sqlite_url(tmp_path)]
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "neurons",
+            "--dataset",
+            f"toy={data}",
+            "--label-names",
+            "toy=0:even,1:odd",
+            "--exemplars",
+            "5",
+            "--directions",
+            "4",
+            "--out",
+            str(tmp_path / "out.json"),
+            *common,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "precision@2" in result.output and "random_directions" in result.output
+    bad = CliRunner().invoke(main, ["eval", "neurons", "--dataset", "nofile", *common])
+    assert bad.exit_code == 2 and "NAME=FILE" in bad.output
+    job = client.post(
+        "/api/jobs",
+        json={
+            "kind": "eval_neurons",
+            "params": {"datasets": [{"name": "toy", "path": str(data)}], "exemplars": 5},
+        },
+    )
+    done = wait_for_job(client, job.json()["id"])
+    assert done["status"] == "done", done
+    view = client.get(f"/api/evaluations/{done['result_id']}/figure").json()
+    assert view["table"]["columns"][0] == "units" and view["figure"]["data"]

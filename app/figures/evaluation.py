@@ -12,7 +12,37 @@ def evaluation_view(kind: str, summary: dict, model_name: str) -> dict:
         return {"figure": mixing_figure(summary, model_name), "table": mixing_table(summary)}
     if kind == "degradation":
         return {"figure": degradation_figure(summary, model_name), "table": degradation_table(summary)}
+    if kind == "neurons":
+        return {"figure": neurons_figure(summary, model_name), "table": _rounded(summary["table"])}
     raise NotFound(f"No figure is defined for evaluations of kind {kind!r}.")
+
+
+def _rounded(table: dict) -> dict:
+    cells = [
+        [f"{cell:.3f}" if isinstance(cell, float) else ("–" if cell is None else cell) for cell in row]
+        for row in table["rows"]
+    ]
+    return {"columns": table["columns"], "rows": cells}
+
+
+def neurons_figure(summary: dict, model_name: str) -> dict:
+    """Precision@k and recall@k of neurons beside random directions and the permutation control."""
+    table = summary["table"]
+    rows = [row for row in table["rows"] if row[1] == "all"]
+    traces = [
+        {"type": "bar", "name": column, "x": [row[0] for row in rows], "y": [row[index] for row in rows]}
+        for index, column in enumerate(table["columns"])
+        if column.startswith(("precision", "recall"))
+    ]
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": f"Neuron descriptions against label concepts, {model_name}"},
+            "yaxis": {"range": [0, 1]},
+            "barmode": "group",
+            "height": 380,
+        },
+    }
 
 
 def mixing_table(summary: dict) -> dict:

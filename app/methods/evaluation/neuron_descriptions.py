@@ -25,6 +25,8 @@ Protocol:
 6. Metrics. ``precision_recall_at_k`` over the neurons with at least one true concept: recall@k = mean
    |P_i & T_i| / |T_i|, precision@k = the same over |P_i| among those neurons with a prediction.
    Per dataset d: truth and ranked predictions restricted to d's concepts (predictions keep their order).
+   Also reported: the fraction of neurons with a true concept, and precision over *all* neurons with a
+   prediction (true concept or not), which shows how many predictions land on neurons without one.
 7. Controls. Random directions: in each layer, as many random unit vectors as there are units; a
    direction's sentence activation is the projection of the sentence's per-unit maxima onto it; the same
    pipeline (truth, exemplars, association) is run on them. Permutation: the predictions of the evaluated
