@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from app.methods import METHODS
+from app.methods.probes.structural_probe import ProbeContext
 from app.modeling.encoding import encode
 from app.modeling.hooks import capture, leftover_hooks, patch
 from app.modeling.targets import bind_target
+from app.store.probes import ProbeSet
 
 
 def test_capture_removes_hooks_after_exception(tiny_bert):
@@ -45,7 +48,26 @@ def test_patch_removes_hooks_when_forward_raises(tiny_bert):
 
 
 def _target(loaded, method, encoded):
+    if getattr(method, "needs_probe", False):  # a random probe set over every layer of the tiny model
+        layers = list(range(loaded.num_layers + 1))
+        rng = np.random.default_rng(0)
+        shape = (len(layers), 4, loaded.hidden_size)
+        probes = ProbeSet(
+            "random",
+            loaded.name,
+            loaded.revision,
+            layers,
+            rng.normal(size=shape),
+            rng.normal(size=shape),
+            {},
+            {},
+        )
+        return ProbeContext(probes)
     return bind_target(loaded, None, encoded) if method.needs_target else None
+
+
+def _params(method):
+    return method.Params(layer=1) if getattr(method, "needs_probe", False) else method.Params()
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -53,7 +75,7 @@ def test_no_hook_left_after_any_method(tiny_bert, name):
     method = METHODS[name]
     encoded = encode(tiny_bert.tokenizer, "the cat sat on the mat .", max_tokens=64)
     blocks = list(tiny_bert.adapter.block_list(tiny_bert.model))
-    method.run(tiny_bert, encoded, method.Params(), _target(tiny_bert, method, encoded))
+    method.run(tiny_bert, encoded, _params(method), _target(tiny_bert, method, encoded))
     assert leftover_hooks(tiny_bert.model) == []
     assert list(tiny_bert.adapter.block_list(tiny_bert.model)) == blocks  # no block left swapped out
     assert all(parameter.grad is None for parameter in tiny_bert.model.parameters())
@@ -66,5 +88,5 @@ def test_no_hook_left_after_a_method_raises(tiny_bert, name):
     target = _target(tiny_bert, method, encoded)
     encoded.input_ids = encoded.input_ids.float()  # the embedding lookup fails mid-method
     with pytest.raises(RuntimeError):
-        method.run(tiny_bert, encoded, method.Params(), target)
+        method.run(tiny_bert, encoded, _params(method), target)
     assert leftover_hooks(tiny_bert.model) == []

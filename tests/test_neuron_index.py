@@ -27,6 +27,7 @@ from app.methods.neurons.topk import (
     fold_topk,
     kth_values,
     merge_topk_arrays,
+    sort_keys,
     tiebreak_codes,
 )
 from app.modeling.hooks import capture, leftover_hooks
@@ -127,7 +128,7 @@ def test_empty_slots_decode_as_missing():
 
 def _fold(keys, values, sentences, positions):
     codes = tiebreak_codes(torch.tensor(sentences), torch.tensor(positions))
-    return fold_topk(keys, kth_values(keys), torch.tensor(values), codes)
+    return sort_keys(fold_topk(keys, kth_values(keys), torch.tensor(values), codes))
 
 
 def test_fold_topk_by_hand():
@@ -145,15 +146,21 @@ def test_fold_topk_by_hand():
 
 
 @pytest.mark.parametrize("k", [1, 3, 8])
-def test_fold_topk_with_many_ties_equals_sorting(k):
-    """Integer-valued activations tie everywhere: sparse, dense and key-ranked paths all get exercised."""
+@pytest.mark.parametrize("ties", [True, False])
+def test_fold_topk_equals_sorting(k, ties):
+    """Integer-valued activations tie everywhere, continuous ones never: every path of fold_topk runs."""
     generator = torch.Generator().manual_seed(k)
-    units, batches = 6, 5
+    units, batches = 6, 6
     keys = torch.full((units, k), EMPTY_KEY, dtype=torch.int64)
     seen_values, seen_sentences, seen_positions = [], [], []
     for batch in range(batches):
-        tokens = int(torch.randint(1, 12, (1,), generator=generator))
-        values = torch.randint(-2, 3, (tokens, units), generator=generator).float()
+        tokens = int(torch.randint(1, 60, (1,), generator=generator))
+        if ties:
+            values = torch.randint(-2, 3, (tokens, units), generator=generator).float()
+        else:
+            values = (
+                torch.randn((tokens, units), generator=generator) + 0.1 * batch
+            )  # later batches rank higher
         sentences = torch.randint(0, 50, (tokens,), generator=generator)
         positions = torch.arange(tokens) + batch * 100  # (sentence, position) pairs stay unique
         keys = fold_topk(keys, kth_values(keys), values, tiebreak_codes(sentences, positions))
@@ -163,7 +170,7 @@ def test_fold_topk_with_many_ties_equals_sorting(k):
     values, sentences, positions = (
         np.concatenate(part) for part in (seen_values, seen_sentences, seen_positions)
     )
-    top_values, top_sentences, top_positions = (t.numpy() for t in decode_keys(keys))
+    top_values, top_sentences, top_positions = (t.numpy() for t in decode_keys(sort_keys(keys)))
     for unit in range(units):
         order = np.lexsort((positions, sentences, -values[:, unit]))[:k]
         filled = len(order)

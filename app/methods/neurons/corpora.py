@@ -1,4 +1,4 @@
-"""Corpora for the neuron activation index: read sentences from a file, name them, fingerprint them.
+"""Corpora for the neuron activation index: read sentences from a file, name them, hash them, batch them.
 
 An index is built over a named corpus (``wiki=corpora/wiki.txt``); the name is what the dashboard shows and
 what identifies the index for one model revision, the content hash tells whether the file changed since.

@@ -38,6 +38,7 @@ from app.methods.neurons.topk import (
     encode_keys,
     fold_topk,
     kth_values,
+    sort_keys,
     tiebreak_codes,
 )
 from app.modeling.hooks import capture, patch
@@ -103,7 +104,7 @@ class _Accumulator:
         self.threshold = kth_values(self.keys)  # [layer, unit]: the k-th value, -inf while not full
         self.total, self.total_squares = put(state.total), put(state.total_squares)
         self.minimum, self.maximum = put(state.minimum), put(state.maximum)
-        self.histogram = put(state.histogram)  # [layer, unit, slot]
+        self.histogram = put(state.histogram.transpose(0, 2, 1))  # [layer, slot, unit]
         self.tokens = state.tokens
         self.device = device
         self._workspace = _Workspace(device)
@@ -132,7 +133,7 @@ class _Accumulator:
             self.maximum[layer],
             self.histogram[layer],
             self._workspace.get("scratch", shape, torch.float32),
-            self._workspace.get("slots", shape, torch.int64),
+            self._workspace.get("slots", shape, torch.int32),
         )
         self.keys[layer] = fold_topk(self.keys[layer], self.threshold[layer], x, self._codes, padded)
         self.threshold[layer] = kth_values(self.keys[layer])
@@ -161,7 +162,7 @@ class _Accumulator:
         def get(tensor: torch.Tensor) -> np.ndarray:
             return tensor.cpu().numpy().copy()
 
-        values, sentences, positions = (get(t) for t in decode_keys(self.keys))
+        values, sentences, positions = (get(t) for t in decode_keys(sort_keys(self.keys)))
         return IndexState(
             k=self.k,
             num_sentences=num_sentences,
@@ -174,7 +175,7 @@ class _Accumulator:
             total_squares=get(self.total_squares),
             minimum=get(self.minimum),
             maximum=get(self.maximum),
-            histogram=get(self.histogram),
+            histogram=get(self.histogram.transpose(1, 2)),
         )
 
 

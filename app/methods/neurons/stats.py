@@ -67,19 +67,21 @@ def fold_statistics(
     """Add one batch of one layer, ``values`` [token, unit], to its running statistics, in place.
 
     ``total``, ``total_squares`` [unit] float64, ``minimum``, ``maximum`` [unit] float32, ``histogram``
-    [unit, slot] int64; ``scratch`` (float32) and ``slots`` (int64) are reusable [token, unit] buffers.
+    [slot, unit] int64 (slot-major: one ``bincount`` over slot * units + unit counts every neuron at
+    once); ``scratch`` float32 and ``slots`` int32 are reusable [token, unit] buffers.
     """
+    units = values.shape[1]
     total += values.sum(0).double()
     total_squares += torch.mul(values, values, out=scratch).sum(0).double()
     torch.minimum(minimum, values.amin(0), out=minimum)
     torch.maximum(maximum, values.amax(0), out=maximum)
-    # slot = floor(x / width) + offset, exact in float32 because the width is a power of two
+    # floor(x / width) is exact in float32 (the width is a power of two), and so is slot * units + unit
+    # while it stays below 2**24, i.e. for up to 239,000 units per layer
+    unit_offsets = torch.arange(units, dtype=torch.float32, device=values.device) + _SLOT_OFFSET * units
     torch.clamp(values, _UNDERFLOW_VALUE, HISTOGRAM_HIGH, out=scratch)
-    scratch.mul_(1.0 / HISTOGRAM_WIDTH).floor_().add_(_SLOT_OFFSET)
-    slots.copy_(scratch)  # [token, unit] in 0 .. HISTOGRAM_SLOTS - 1
-    histogram.T.scatter_add_(
-        0, slots, torch.ones((), dtype=torch.int64, device=values.device).expand_as(slots)
-    )
+    scratch.mul_(1.0 / HISTOGRAM_WIDTH).floor_().mul_(units).add_(unit_offsets)
+    slots.copy_(scratch)  # [token, unit]: slot * units + unit
+    histogram.view(-1).add_(torch.bincount(slots.view(-1), minlength=HISTOGRAM_SLOTS * units))
 
 
 @dataclass

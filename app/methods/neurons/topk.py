@@ -59,8 +59,13 @@ def decode_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 def kth_values(keys: torch.Tensor) -> torch.Tensor:
-    """The admission threshold of each neuron: its k-th value (-inf until k slots are filled)."""
-    return decode_values(keys[..., -1])
+    """The admission threshold of each neuron: the k-th (least) value of its keys; -inf while not full."""
+    return decode_values(keys.amin(-1))
+
+
+def sort_keys(keys: torch.Tensor) -> torch.Tensor:
+    """``keys`` best first along the last axis (the running top-k keeps each row unordered)."""
+    return torch.sort(keys, dim=-1, descending=True).values
 
 
 def pad_groups(values: torch.Tensor) -> torch.Tensor:
@@ -80,7 +85,7 @@ def fold_topk(
 ) -> torch.Tensor:
     """Fold one batch of one layer into its running top-k and return the new keys [unit, k].
 
-    ``keys`` [unit, k] sorted descending, ``threshold`` [unit] their k-th values (:func:`kth_values`),
+    ``keys`` [unit, k] in any order, ``threshold`` [unit] their k-th values (:func:`kth_values`),
     ``values`` [token, unit] the batch activations, ``codes`` [token] from :func:`tiebreak_codes`,
     ``padded`` optionally :func:`pad_groups` of ``values`` (a caller with a reusable buffer saves a copy).
     Only activations >= a unit's k-th value can enter. Units with at most k such candidates (nearly all,
@@ -98,11 +103,14 @@ def fold_topk(
     heavy |= counts > k
     light = ~heavy[columns]
     candidates = _by_unit(rows[light], columns[light], counts.masked_fill(heavy, 0), values, codes, k)
-    keys = merge_candidates(keys, candidates.T)
+    keys = merge_candidates(keys, candidates)
     heavy_units = heavy.nonzero().squeeze(1)
-    if heavy_units.numel():
-        dense = _dense_candidates(values.index_select(1, heavy_units), codes, threshold[heavy_units], k)
-        keys[heavy_units] = merge_candidates(keys[heavy_units], dense)
+    if heavy_units.numel() == units:
+        keys = merge_candidates(keys, _dense_candidates(padded, values.shape[0], codes, threshold, k).T)
+    elif heavy_units.numel():
+        columns = padded.index_select(1, heavy_units)
+        dense = _dense_candidates(columns, values.shape[0], codes, threshold[heavy_units], k)
+        keys[heavy_units] = merge_candidates(keys[heavy_units], dense.T)
     return keys
 
 
@@ -139,18 +147,32 @@ def _by_unit(
 
 
 def _dense_candidates(
-    values: torch.Tensor, codes: torch.Tensor, threshold: torch.Tensor, k: int
+    padded: torch.Tensor, tokens: int, codes: torch.Tensor, threshold: torch.Tensor, k: int
 ) -> torch.Tensor:
-    """Keys [k, unit] of each unit's best k tokens of the batch (``values`` [token, unit], token > k).
+    """Keys [k, unit] of each unit's best k tokens of a batch, for units with more than k candidates.
 
-    A fast float ``topk`` picks them; where the k-th and (k+1)-th values are equal (and could enter),
-    ``topk``'s choice among the tied tokens is arbitrary, so those units are ranked by keys instead.
+    ``padded`` [group * CANDIDATE_GROUP, unit] holds ``tokens`` (> k) activations, then -inf. The best k
+    tokens lie in the k groups with the largest maxima, so a float ``topk`` ranks only those groups'
+    tokens. Wherever a choice could hinge on a float tie (equal k-th and (k+1)-th group maxima or values,
+    at or above the threshold), the unit is ranked by keys over all its tokens instead.
     """
-    top_values, top_rows = torch.topk(values, k + 1, dim=0)  # [k + 1, unit]
-    keys = encode_keys(top_values[:k], codes[top_rows[:k]])
-    tied = ((top_values[k - 1] == top_values[k]) & (top_values[k - 1] >= threshold)).nonzero().squeeze(1)
-    if tied.numel():
-        keys[:, tied] = exact_candidates(values.index_select(1, tied), codes, k)
+    units = padded.shape[1]
+    members = torch.arange(CANDIDATE_GROUP, device=padded.device)[None, :, None]
+    group_max = padded.view(-1, CANDIDATE_GROUP, units).amax(1)  # [group, unit]
+    if group_max.shape[0] > k:
+        best, groups = torch.topk(group_max, k + 1, dim=0)  # [k + 1, unit]
+        tied = (best[k - 1] == best[k]) & (best[k - 1] >= threshold)
+        rows = (groups[:k, None, :] * CANDIDATE_GROUP + members).reshape(-1, units)  # [k * group, unit]
+    else:
+        tied = torch.zeros(units, dtype=torch.bool, device=padded.device)
+        rows = torch.arange(padded.shape[0], device=padded.device)[:, None].expand(-1, units)
+    top_values, top = torch.topk(padded.gather(0, rows), k + 1, dim=0)  # [k + 1, unit]
+    top_rows = rows.gather(0, top[:k]).clamp_(max=tokens - 1)  # padding never ranks in the best k
+    keys = encode_keys(top_values[:k], codes[top_rows])
+    tied |= (top_values[k - 1] == top_values[k]) & (top_values[k - 1] >= threshold)
+    tied_units = tied.nonzero().squeeze(1)
+    if tied_units.numel():
+        keys[:, tied_units] = exact_candidates(padded[:tokens].index_select(1, tied_units), codes, k)
     return keys
 
 
@@ -161,8 +183,8 @@ def exact_candidates(values: torch.Tensor, codes: torch.Tensor, k: int) -> torch
 
 
 def merge_candidates(keys: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Fold candidate keys [c, unit] into running top-k keys [unit, k] (sorted descending)."""
-    return torch.topk(torch.cat([keys, candidates.T], dim=1), keys.shape[1], dim=1).values
+    """Fold candidate keys [unit, c] into running top-k keys [unit, k] (rows unordered: see sort_keys)."""
+    return torch.topk(torch.cat([keys, candidates], dim=1), keys.shape[1], dim=1, sorted=False).values
 
 
 def merge_topk_arrays(

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+import torch
+
 from app.methods.probes.batches import make_batches
 from app.methods.probes.evaluation import evaluate_probes
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
@@ -86,6 +88,7 @@ def train_probe_set(
 ) -> TrainedProbes:
     """Structural probes for each layer, evaluated on ``dev`` with the chain baseline, the tree topological
     curves, and optionally the same probes on a randomly initialised copy of the model (the control)."""
+    torch.set_flush_denormal(True)  # Adam's second moments of near-converged probes otherwise crawl on CPU
     stages = Stages(_stage_weights(options), progress)
     timings: dict[str, float] = {}
     clock = time.perf_counter()

@@ -94,8 +94,10 @@ class StructuralProbe:
         outputs = loaded.model.base_model(**encoded.model_inputs(), output_hidden_states=True)
         hidden = torch.stack(outputs.hidden_states)[:, 0].float()  # [layer, token, hidden]
         vectors = torch.from_numpy(mean_over_words(hidden, groups)[probes.layers].astype(np.float32))
-        distances = predicted_distances(vectors[:, None], torch.from_numpy(probes.distance))[:, 0].numpy()
-        depths = predicted_depths(vectors[:, None], torch.from_numpy(probes.depth))[:, 0].numpy()
+        distance_maps = torch.from_numpy(np.asarray(probes.distance, dtype=np.float32))
+        depth_maps = torch.from_numpy(np.asarray(probes.depth, dtype=np.float32))
+        distances = predicted_distances(vectors[:, None], distance_maps)[:, 0].numpy()
+        depths = predicted_depths(vectors[:, None], depth_maps)[:, 0].numpy()
         words = gold.words if gold else [encoded.text[start:end] for start, end in spans]
         return _result(words, distances, depths, probes, params.layer, gold)
 
