@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, Float, Integer, LargeBinary, String, Text, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from app.errors import StoreUnavailable
 
 
 class Base(DeclarativeBase):
@@ -55,6 +61,26 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@contextmanager
+def session_scope(engine: Engine, write: bool = False) -> Iterator[Session]:
+    """A session (one transaction when ``write``); an unreachable database becomes ``StoreUnavailable``."""
+    try:
+        with Session(engine) as session:
+            if write:
+                with session.begin():
+                    yield session
+            else:
+                yield session
+    except OperationalError as exc:
+        raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+
+
+def all_rows(engine: Engine, query: Any) -> list[Any]:
+    """Every row a select returns, read in one session."""
+    with session_scope(engine) as session:
+        return list(session.scalars(query))
 
 
 def create_tables(engine: Engine) -> None:

@@ -8,13 +8,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, or_, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from app.errors import NotFound, StoreUnavailable
+from app.errors import NotFound
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import HeadRow, create_tables
+from app.store.db import HeadRow, all_rows, create_tables, session_scope
 
 
 @dataclass
@@ -63,11 +61,8 @@ class HeadStore:
             params=head.params,
             created_at=head.created_at,
         )
-        try:
-            with Session(self.engine) as session, session.begin():
-                session.add(row)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        with session_scope(self.engine, write=True) as session:
+            session.add(row)
         return head
 
     def for_revision(self, revision: str) -> list[FittedHead]:
@@ -90,11 +85,7 @@ class HeadStore:
         return _head(rows[0])
 
     def _rows(self, query: Any) -> list[HeadRow]:
-        try:
-            with Session(self.engine) as session:
-                return list(session.scalars(query))
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        return all_rows(self.engine, query)
 
 
 def _head(row: HeadRow) -> FittedHead:

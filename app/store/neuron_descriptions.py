@@ -9,20 +9,18 @@ A run is written in one transaction: a crash leaves either the whole run or noth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, Float, ForeignKey, Integer, String, Text, func, insert, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.errors import InvalidInput, NotFound, StoreUnavailable
+from app.errors import InvalidInput, NotFound
 from app.methods.neurons.descriptions import DescriptionRun
 from app.store.analyses import new_id
-from app.store.db import Base, create_tables
+from app.store.db import Base, create_tables, session_scope
 
 MAX_PAGE = 500
 SORTS = ("score", "consistency", "layer")
@@ -109,17 +107,8 @@ class DescriptionStore:
         self.engine = engine
         create_tables(engine)
 
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        try:
-            with Session(self.engine) as session:
-                if write:
-                    with session.begin():
-                        yield session
-                else:
-                    yield session
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
+        return session_scope(self.engine, write)
 
     def save(
         self, run: DescriptionRun, model_name: str, revision: str, corpora: dict[str, str], params: dict

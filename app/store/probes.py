@@ -8,13 +8,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, or_, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from app.errors import NotFound, StoreUnavailable
+from app.errors import NotFound
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import ProbeRow, create_tables
+from app.store.db import ProbeRow, all_rows, create_tables, session_scope
 
 
 @dataclass
@@ -77,11 +75,8 @@ class ProbeStore:
             weights=pack({"distance": probes.distance, "depth": probes.depth}),
             created_at=probes.created_at,
         )
-        try:
-            with Session(self.engine) as session, session.begin():
-                session.add(row)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        with session_scope(self.engine, write=True) as session:
+            session.add(row)
         return probes
 
     def for_revision(self, revision: str) -> list[ProbeSet]:
@@ -105,11 +100,7 @@ class ProbeStore:
         return _probe_set(rows[0])
 
     def _rows(self, query: Any) -> list[ProbeRow]:
-        try:
-            with Session(self.engine) as session:
-                return list(session.scalars(query))
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        return all_rows(self.engine, query)
 
 
 def _probe_set(row: ProbeRow) -> ProbeSet:
