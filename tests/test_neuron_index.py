@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from app.errors import InvalidInput
-from app.methods.neurons.corpora import plan_batches
+from app.methods.neurons.corpora import SAMPLE_CORPUS, plan_batches, read_corpus
 from app.methods.neurons.index import (
     build_state,
     ffn_modules,
@@ -48,6 +48,16 @@ CORPUS = [
     "she had a long review of the new movie",
 ]
 K = 3
+_PER_NEURON = (
+    "top_values",
+    "top_sentences",
+    "top_positions",
+    "total",
+    "total_squares",
+    "minimum",
+    "maximum",
+    "histogram",
+)
 
 
 def _reference(loaded, sentences, batch_size=1):
@@ -192,6 +202,12 @@ def test_merge_topk_arrays_by_hand():
 # --- builds on a tiny random BERT --------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def one_by_one(tiny_bert) -> IndexState:
+    """The whole corpus, one sentence per batch: no padding, so shard builds see identical activations."""
+    return build_state(tiny_bert, CORPUS, k=K, batch_size=1)
+
+
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_build_equals_numpy_reference(tiny_bert, batch_size):
     state = build_state(tiny_bert, CORPUS, k=K, batch_size=batch_size)
@@ -212,8 +228,8 @@ def test_special_tokens_are_never_counted(tiny_bert):
     assert state.histogram.sum(-1).min() == state.histogram.sum(-1).max() == state.tokens
 
 
-def test_duplicate_sentences_tie_and_the_first_wins(tiny_bert):
-    state = build_state(tiny_bert, CORPUS, k=K, batch_size=1)
+def test_duplicate_sentences_tie_and_the_first_wins(one_by_one):
+    state = one_by_one
     # sentences 0 and 8 are identical: wherever 8 is an exemplar, 0 is one too, just before it
     for layer, unit, slot in zip(*np.nonzero(state.top_sentences == 8), strict=True):
         assert slot > 0
@@ -222,11 +238,11 @@ def test_duplicate_sentences_tie_and_the_first_wins(tiny_bert):
 
 
 @pytest.mark.parametrize("cuts", [(5,), (3, 8)])
-def test_merged_shards_equal_one_build(tiny_bert, cuts):
+def test_merged_shards_equal_one_build(tiny_bert, one_by_one, cuts):
     bounds = [0, *cuts, len(CORPUS)]
     shards = [CORPUS[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
     states = [build_state(tiny_bert, shard, k=K, batch_size=1) for shard in shards]
-    whole = build_state(tiny_bert, CORPUS, k=K, batch_size=1)
+    whole = one_by_one
     merged = states[0]
     for state in states[1:]:
         merged = merge(merged, state)
@@ -357,3 +373,21 @@ def test_state_round_trips_through_the_codec(tiny_bert):
     _assert_same_state(IndexState.from_layers(state.to_arrays(), layers), state)
     np.testing.assert_allclose(state.mean, state.total / state.tokens)
     assert (state.std >= 0).all()
+
+
+@pytest.mark.slow
+def test_embedded_model_index_equals_reference(embedded):
+    sentences = read_corpus(SAMPLE_CORPUS, limit=40)
+    state = build_state(embedded, sentences, k=5, batch_size=8)
+    values, sentence_ids, positions = _reference(embedded, sentences, batch_size=8)
+    assert state.top_values.shape == (6, 1536, 5)
+    units = np.arange(0, 1536, 97)  # a spread of neurons keeps the numpy reference quick
+    picked = IndexState(
+        k=5,
+        num_sentences=state.num_sentences,
+        sentences_done=state.sentences_done,
+        tokens=state.tokens,
+        **{name: getattr(state, name)[:, units] for name in _PER_NEURON},
+    )
+    _assert_matches_reference(picked, values[:, :, units], sentence_ids, positions)
+    assert leftover_hooks(embedded.model) == []

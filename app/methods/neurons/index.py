@@ -298,7 +298,9 @@ def token_activations(
             f"Neuron ({layer}, {unit}) does not exist: {loaded.name} has layers 0-{loaded.num_layers - 1} "
             f"and units 0-{num_units(loaded) - 1}."
         )
-    plan = plan_batches(loaded, sentences, max(len(sentences), 1), max_tokens)
+    if not sentences:
+        return []
+    plan = plan_batches(loaded, sentences, len(sentences), max_tokens)
     batch = plan.batch(np.arange(len(sentences)))
     module = loaded.adapter.ffn_activation_module(loaded.model, layer)
     with torch.inference_mode(), capture({"ffn": module}) as captured:

@@ -79,7 +79,8 @@ def fold_statistics(
     # while it stays below 2**24, i.e. for up to 239,000 units per layer
     unit_offsets = torch.arange(units, dtype=torch.float32, device=values.device) + _SLOT_OFFSET * units
     torch.clamp(values, _UNDERFLOW_VALUE, HISTOGRAM_HIGH, out=scratch)
-    scratch.mul_(1.0 / HISTOGRAM_WIDTH).floor_().mul_(units).add_(unit_offsets)
+    scratch.mul_(1.0 / HISTOGRAM_WIDTH).floor_()
+    torch.add(unit_offsets, scratch, alpha=units, out=scratch)
     slots.copy_(scratch)  # [token, unit]: slot * units + unit
     histogram.view(-1).add_(torch.bincount(slots.view(-1), minlength=HISTOGRAM_SLOTS * units))
 
