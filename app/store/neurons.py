@@ -29,7 +29,7 @@ from app.methods.neurons.stats import (
 )
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import create_tables
+from app.store.db import create_tables, session_scope
 
 # importing the table classes registers them on Base before create_tables runs
 from app.store.neuron_tables import (
@@ -81,18 +81,16 @@ class NeuronStore:
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
         """A session (one transaction when ``write``); database failures become ``StoreUnavailable``."""
-        try:
-            if not self._ready:
+        if not self._ready:
+            try:
                 create_tables(self.engine)
-                self._ready = True
-            with Session(self.engine) as session:
-                if write:
-                    with session.begin():
-                        yield session
-                else:
-                    yield session
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+            except OperationalError as exc:
+                raise StoreUnavailable(
+                    f"The database is unavailable ({exc.orig.__class__.__name__})."
+                ) from None
+            self._ready = True
+        with session_scope(self.engine, write) as session:
+            yield session
 
     def start_or_resume(
         self,
