@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from app.errors import InvalidInput
-from app.methods.neurons.index import ffn_modules, token_activations
-from app.modeling.hooks import capture
+from app.methods.neurons.index import token_activations
 from app.runner import Runner
 from app.store.analyses import StoredAnalysis
 
@@ -127,14 +126,9 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
         return {"items": [], "index": None}
     maxima = runner.neuron_maxima(indexes[0].id)  # [layer, unit]
     encoded = runner.encode(analysis.text, analysis.text_pair)
-    modules = ffn_modules(runner.loaded)
-    with runner.lock, capture({str(i): module for i, module in enumerate(modules)}) as captured:
-        runner.loaded.adapter.encoder(runner.loaded.model)(**encoded.model_inputs())
+    ffn = runner.clean_pass(encoded, ffn=True).ffn  # micro-batched with concurrent requests
     keep = torch.tensor([not s for s in encoded.special])
-    values = (
-        torch.stack([captured[str(i)][0] for i in range(len(modules))]).float().cpu()
-    )  # [layer, token, unit]
-    values = values[:, keep]
+    values = torch.stack(ffn).float().cpu()[:, keep]  # [layer, token, unit]
     peak, where = values.max(dim=1)  # [layer, unit]
     ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
     flat = np.argsort(-ratio, axis=None)[:count]

@@ -11,12 +11,15 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from app.batcher import MicroBatcher, guard_memory
 from app.errors import InvalidInput
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
+from app.methods.base import Method, Result
 from app.methods.probes.lookup import TreebankLookup, best_layer
 from app.methods.probes.structural_probe import ProbeContext
 from app.modeling.encoding import Encoded, encode_for
+from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
 from app.settings import Settings
@@ -74,13 +77,55 @@ class Runner:
         self._maxima: dict[str, np.ndarray] = {}
         self.treebanks = TreebankLookup()
         self.settings = settings
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the model: held only while it computes, never to store or render
+        self._tokenizer_lock = threading.Lock()  # fast tokenizers refuse concurrent calls
+        self.batcher = (
+            MicroBatcher(
+                lambda: self.loaded,
+                self.lock,
+                max_batch=settings.batch_max_size,
+                wait_seconds=settings.batch_wait_ms / 1000,
+                max_tokens=settings.batch_max_tokens,
+            )
+            if settings.batching
+            else None
+        )
+
+    def close(self) -> None:
+        """Stop the micro-batcher's worker (after what is already queued)."""
+        if self.batcher is not None:
+            self.batcher.close()
+
+    def batching(self) -> dict[str, Any]:
+        """Micro-batching settings and what the batcher has done so far."""
+        settings = self.settings
+        if self.batcher is None:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "max_size": settings.batch_max_size,
+            "wait_ms": settings.batch_wait_ms,
+            "max_tokens": settings.batch_max_tokens,
+            **self.batcher.stats.to_json(),
+        }
 
     def encode(self, text: str, text_pair: str | None = None) -> Encoded:
         """Encode an input for the loaded model within the configured limits."""
-        return encode_for(
-            self.loaded, text, text_pair, max_tokens=self.max_tokens, max_chars=self.settings.max_text_chars
-        )
+        with self._tokenizer_lock:
+            return encode_for(
+                self.loaded,
+                text,
+                text_pair,
+                max_tokens=self.max_tokens,
+                max_chars=self.settings.max_text_chars,
+            )
+
+    def clean_pass(self, encoded: Encoded, *, ffn: bool = False) -> CleanPass:
+        """The clean forward pass of one input: micro-batched with concurrent requests when batching is on."""
+        if self.batcher is not None:
+            return self.batcher.clean_pass(encoded, ffn=ffn)
+        with self.lock, guard_memory(self.loaded):
+            return clean_pass(self.loaded, encoded, ffn=ffn)
 
     def neuron_maxima(self, index_id: str) -> np.ndarray:
         """[layer, unit] maximum activation of every neuron over an index's corpus (cached per index)."""
@@ -139,16 +184,10 @@ class Runner:
         cached = self.store.find(key)
         if cached is not None:
             return cached, True
-        with self.lock:
-            encoded = self.encode(request.text, request.text_pair)
-            target = (
-                bind_target(self.loaded, request.target, encoded, heads=self.find_head)
-                if method.needs_target
-                else None
-            )
-            if probes is not None:
-                target = ProbeContext(probes, self.treebanks.find(probes, request.text))
-            result = method.run(self.loaded, encoded, params, target)
+        if self.batcher is not None and getattr(method, "batchable", False):
+            encoded, target, result = self._run_batched(method, request)
+        else:
+            encoded, target, result = self._run_locked(method, request, params, probes)
         analysis = StoredAnalysis(
             model=self.loaded.describe(),
             method=method.name,
@@ -165,6 +204,28 @@ class Runner:
             cache_key=key,
         )
         return self.store.save(analysis), False
+
+    def _run_batched(self, method: Method, request: AnalysisRequest) -> tuple[Encoded, None, Result]:
+        """A method that needs only the clean pass: the pass joins a micro-batch; the rest runs unlocked."""
+        with self.batcher.expecting() as ticket:
+            encoded = self.encode(request.text, request.text_pair)
+            clean = ticket.clean_pass(encoded)
+        return encoded, None, method.from_pass(self.loaded, clean)
+
+    def _run_locked(
+        self, method: Method, request: AnalysisRequest, params: BaseModel, probes: ProbeSet | None
+    ) -> tuple[Encoded, Any, Result]:
+        """Any other method: exclusive access to the model (it may hook or patch modules) while it runs."""
+        encoded = self.encode(request.text, request.text_pair)
+        with self.lock, guard_memory(self.loaded):
+            target = (
+                bind_target(self.loaded, request.target, encoded, heads=self.find_head)
+                if method.needs_target
+                else None
+            )
+            if probes is not None:
+                target = ProbeContext(probes, self.treebanks.find(probes, request.text))
+            return encoded, target, method.run(self.loaded, encoded, params, target)
 
     def _pin_probe(self, params: BaseModel) -> tuple[ProbeSet, BaseModel]:
         """The probe set a probe method will use, with its id and layer written into the params (so the

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     hub_offline: bool = Field(
         False, description="Never contact a model hub; load only local paths or already cached ids."
     )
+    batching: bool = Field(
+        True, description="Gather concurrent forward passes (mixing, neuron panels) into micro-batches."
+    )
+    batch_max_size: int = Field(16, ge=1, le=1024, description="Most inputs in one micro-batch.")
+    batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="Longest a request waits for others to join its micro-batch."
+    )
+    batch_max_tokens: int = Field(
+        8192, ge=2, description="Most padded tokens (inputs x longest input) in one micro-batch forward."
+    )
     neuron_top_k: int = Field(50, ge=1, le=1000, description="Exemplars kept per neuron and corpus.")
     neuron_batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass when indexing.")
     index_sample_on_start: bool = Field(

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         app.state.runner = runner
         log.info("bertscope ready: %s on %s", model.name, model.device)
         yield
+        runner.close()
         engine.dispose()
 
     app = FastAPI(

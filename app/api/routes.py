@@ -62,6 +62,7 @@ def method_json(method: Method) -> dict[str, Any]:
         "title": method.title,
         "citation": method.citation,
         "needs_target": method.needs_target,
+        "batchable": getattr(method, "batchable", False),
         "description": (type(method).__doc__ or "").strip(),
         "params_schema": method.Params.model_json_schema(),
     }
@@ -79,7 +80,12 @@ def health(request: Request) -> dict[str, Any]:
 @router.get("/model", responses=ERRORS)
 def model_info(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
     """Name, revision (weights hash), architecture, sizes, device, dtype and the targets it supports."""
-    return {**runner.loaded.describe(), "max_tokens": runner.max_tokens, "targets": model_targets(runner)}
+    return {
+        **runner.loaded.describe(),
+        "max_tokens": runner.max_tokens,
+        "targets": model_targets(runner),
+        "batching": runner.batching(),
+    }
 
 
 def model_targets(runner: Runner) -> list[dict[str, Any]]:

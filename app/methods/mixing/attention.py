@@ -16,6 +16,7 @@ import torch
 
 from app.methods.base import Kind, NoParams, Result, as_numpy
 from app.modeling.encoding import Encoded
+from app.modeling.forward import CleanPass
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
 
@@ -35,6 +36,7 @@ class Attention:
     title: ClassVar[str] = "Raw attention"
     citation: ClassVar[str] = "Vaswani et al., NeurIPS 2017; Vig, ACL 2019 (demos)"
     needs_target: ClassVar[bool] = False
+    batchable: ClassVar[bool] = True
     Params: ClassVar[type[NoParams]] = NoParams
     result_type: ClassVar[type[Result]] = AttentionResult
 
@@ -43,8 +45,11 @@ class Attention:
         self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
     ) -> AttentionResult:
         outputs = loaded.adapter.encoder(loaded.model)(**encoded.model_inputs(), output_attentions=True)
-        weights = torch.stack([layer[0] for layer in outputs.attentions])  # [layer, head, query, key]
-        return _attention_result(weights)
+        return _attention_result(torch.stack([layer[0] for layer in outputs.attentions]))
+
+    def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> AttentionResult:
+        """The result from a clean pass already computed (by the server's micro-batcher, for instance)."""
+        return _attention_result(torch.stack(clean.attentions))
 
 
 def _attention_result(weights: torch.Tensor) -> AttentionResult:

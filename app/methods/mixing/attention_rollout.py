@@ -12,11 +12,9 @@ from typing import ClassVar
 
 import torch
 
-from app.methods.base import NoParams
 from app.methods.mixing.common import LayerwiseMixing, MixingResult, mixing_result, normalise_rows
-from app.modeling.encoding import Encoded
+from app.modeling.forward import CleanPass
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import BoundTarget
 
 
 class AttentionRollout(LayerwiseMixing):
@@ -27,11 +25,8 @@ class AttentionRollout(LayerwiseMixing):
     citation: ClassVar[str] = "Abnar & Zuidema, ACL 2020"
 
     @torch.no_grad()
-    def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
-    ) -> MixingResult:
-        outputs = loaded.adapter.encoder(loaded.model)(**encoded.model_inputs(), output_attentions=True)
-        mean = torch.stack([layer[0] for layer in outputs.attentions]).double().mean(dim=1)  # [layer, q, k]
+    def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> MixingResult:
+        mean = torch.stack(clean.attentions).double().mean(dim=1)  # [layer, query, key]
         return mixing_result(_with_residual(mean))
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of context-mixing methods: the result type, row normalisation, rollout, the clean pass."""
+"""Shared pieces of context-mixing methods: the result type, row normalisation, rollout, layerwise base."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from app.methods.base import Kind, NoParams, Result, as_numpy
 from app.modeling.encoding import Encoded
-from app.modeling.hooks import capture
+from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
 
@@ -47,35 +47,6 @@ def mixing_result(layers: torch.Tensor, raw: torch.Tensor | None = None) -> Mixi
         rollout=as_numpy(chained[-1]),
         rollout_layers=as_numpy(chained),
         raw=None if raw is None else as_numpy(raw),
-    )
-
-
-@dataclass
-class CleanPass:
-    """What every layer saw and computed on the unmodified input (batch dimension dropped)."""
-
-    inputs: list[torch.Tensor]  # per layer: [token, hidden], the hidden states entering the layer
-    attentions: list[torch.Tensor]  # per layer: [head, query, key]
-    values: list[torch.Tensor]  # per layer: [token, all_head], value projection output (bias included)
-    attention_outputs: list[torch.Tensor]  # per layer: [token, hidden], W_O context + b_O, before residual
-
-
-@torch.no_grad()
-def clean_pass(loaded: LoadedModel, encoded: Encoded) -> CleanPass:
-    """One forward pass recording, for every layer, its input, attention, values and attention output."""
-    model, adapter = loaded.model, loaded.adapter
-    layers = range(loaded.num_layers)
-    modules = {f"v{layer}": adapter.value_projection(model, layer) for layer in layers}
-    modules |= {f"o{layer}": adapter.attention_output_projection(model, layer) for layer in layers}
-    with capture(modules) as seen:
-        outputs = adapter.encoder(model)(
-            **encoded.model_inputs(), output_attentions=True, output_hidden_states=True
-        )
-    return CleanPass(
-        inputs=[outputs.hidden_states[layer][0] for layer in layers],
-        attentions=[outputs.attentions[layer][0] for layer in layers],
-        values=[seen[f"v{layer}"][0] for layer in layers],
-        attention_outputs=[seen[f"o{layer}"][0] for layer in layers],
     )
 
 
@@ -116,6 +87,9 @@ class LayerwiseMixing:
     kind: ClassVar[Kind] = "mixing"
     version: ClassVar[int] = 1
     needs_target: ClassVar[bool] = False
+    # True when ``from_pass`` needs nothing but the clean pass and the weights (no hooks, no module calls),
+    # so the server can batch the pass with other requests and compute the rest outside the model lock.
+    batchable: ClassVar[bool] = True
     Params: ClassVar[type[NoParams]] = NoParams
     result_type: ClassVar[type[Result]] = MixingResult
 
@@ -127,6 +101,10 @@ class LayerwiseMixing:
     def run(
         self, loaded: LoadedModel, encoded: Encoded, params: NoParams, target: BoundTarget | None
     ) -> MixingResult:
-        clean = clean_pass(loaded, encoded)
+        return self.from_pass(loaded, clean_pass(loaded, encoded))
+
+    @torch.no_grad()
+    def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> MixingResult:
+        """The result from a clean pass already computed (by the server's micro-batcher, for instance)."""
         raw = torch.stack([self.layer_scores(loaded, clean, layer) for layer in range(loaded.num_layers)])
         return mixing_result(normalise_rows(raw), raw)

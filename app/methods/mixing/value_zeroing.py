@@ -41,6 +41,8 @@ class ValueZeroing(LayerwiseMixing):
     name: ClassVar[str] = "value_zeroing"
     title: ClassVar[str] = "Value Zeroing"
     citation: ClassVar[str] = "Mohebbi, Zuidema, Chrupała & Alishahi, EACL 2023"
+    # Each layer re-runs the block's tail modules, which other methods may be hooking: keep the model lock.
+    batchable: ClassVar[bool] = False
 
     def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         tail = layer_tail(loaded, layer)

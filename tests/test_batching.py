@@ -1,0 +1,213 @@
+"""Micro-batching: padded batches give each input what it gets alone; the lock covers only model work."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from app.batcher import DeviceOutOfMemory, MicroBatcher
+from app.modeling.encoding import encode
+from app.modeling.forward import clean_pass, clean_passes
+from app.runner import AnalysisRequest, Runner
+from app.store.analyses import AnalysisStore
+from app.store.db import make_engine
+from tests.conftest import make_settings, sqlite_url
+from tests.tiny import ARCHITECTURES, tiny_loaded
+
+SENTENCES = [
+    "the cat sat on the mat",
+    "a dog",
+    "this movie was very good and the review is positive",
+    "it is not bad",
+    "where is the cabinet with the keys",
+    "he was",
+    "the old man and the dog sat at the table for a long time",
+    "why",
+]
+BATCHABLE = ["attention", "attention_rollout", "attention_norm", "alti"]
+
+
+def _inputs(loaded, pairs: bool = False):
+    return [
+        encode(
+            loaded.tokenizer,
+            text,
+            "a dog sat" if pairs and i % 2 else None,
+            max_tokens=64,
+            token_types=loaded.uses_token_types,
+        )
+        for i, text in enumerate(SENTENCES)
+    ]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_padded_batch_equals_each_input_alone(tmp_path, architecture):
+    loaded = tiny_loaded(tmp_path, architecture)
+    inputs = _inputs(loaded, pairs=True)
+    assert len({item.length for item in inputs}) > 3  # really padded
+    batched = clean_passes(loaded, inputs, ffn=True)
+    for encoded, together in zip(inputs, batched, strict=True):
+        alone = clean_pass(loaded, encoded, ffn=True)
+        for field in ("inputs", "attentions", "values", "attention_outputs", "ffn"):
+            for a, b in zip(getattr(alone, field), getattr(together, field), strict=True):
+                assert a.shape == b.shape
+                torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
+def _runner(tmp_path, loaded, name: str, **settings) -> Runner:
+    directory = tmp_path / name
+    directory.mkdir()
+    return Runner(
+        loaded, AnalysisStore(make_engine(sqlite_url(directory))), make_settings(directory, **settings)
+    )
+
+
+def test_concurrent_batched_results_equal_unbatched(tmp_path, tiny_bert):
+    plain = _runner(tmp_path, tiny_bert, "plain", batching=False)
+    batched = _runner(tmp_path, tiny_bert, "batched", batching=True, batch_wait_ms=200, batch_max_size=64)
+    requests = [AnalysisRequest(method=m, text=t) for m in BATCHABLE for t in SENTENCES]
+    barrier = threading.Barrier(len(requests))
+
+    def together(request):
+        barrier.wait()
+        return batched.analyze(request)[0]
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        concurrent = list(pool.map(together, requests))
+    assert batched.batcher.stats.largest > 1, batched.batcher.stats  # requests really shared batches
+    assert batched.batcher.stats.items == len(requests)
+    for request, got in zip(requests, concurrent, strict=True):
+        expected = plain.analyze(request)[0]
+        assert got.tokens == expected.tokens
+        assert set(got.result) == set(expected.result)
+        for key, value in expected.result.items():
+            if value is not None:
+                np.testing.assert_allclose(got.result[key], value, atol=1e-5, rtol=1e-5, err_msg=key)
+    batched.close()
+
+
+def test_a_lone_request_does_not_wait(tmp_path, tiny_bert):
+    runner = _runner(tmp_path, tiny_bert, "lone", batch_wait_ms=1000)
+    runner.analyze(AnalysisRequest(method="attention", text="warm up"))
+    start = time.perf_counter()
+    runner.analyze(AnalysisRequest(method="attention", text="the cat sat"))
+    assert time.perf_counter() - start < 0.9  # would be >= 1 s if it waited for company
+    runner.close()
+
+
+def test_lock_is_not_held_while_storing(tmp_path, tiny_bert, monkeypatch):
+    for batching in (True, False):
+        runner = _runner(tmp_path, tiny_bert, f"store{batching}", batching=batching)
+        held: list[bool] = []
+        monkeypatch.setattr(runner.store, "save", _recording_lock(runner, held))
+        for method in ("attention", "value_zeroing", "gradient_x_input"):
+            runner.analyze(AnalysisRequest(method=method, text="the cat sat"))
+        assert held == [False, False, False]
+        runner.close()
+
+
+def _recording_lock(runner: Runner, held: list[bool]):
+    save = runner.store.save
+
+    def recorded(analysis):
+        held.append(runner.lock.locked())
+        return save(analysis)
+
+    return recorded
+
+
+def test_batches_wait_for_the_model_lock(tmp_path, tiny_bert):
+    runner = _runner(tmp_path, tiny_bert, "locked")
+    runner.lock.acquire()
+    with ThreadPoolExecutor(2) as pool:
+        future = pool.submit(runner.analyze, AnalysisRequest(method="attention", text="the cat sat"))
+        with pytest.raises(TimeoutError):
+            future.result(timeout=0.5)  # a hook-mutating method holds the model: the batch waits
+        runner.lock.release()
+        assert future.result(timeout=30)[0].method == "attention"
+    runner.close()
+
+
+def test_batches_respect_the_padded_token_budget(tiny_bert):
+    seen = []
+
+    def record(loaded, batch, ffn=False):
+        seen.append([item.length for item in batch])
+        return clean_passes(loaded, batch, ffn=ffn)
+
+    batcher = MicroBatcher(
+        lambda: tiny_bert, threading.Lock(), max_batch=64, wait_seconds=1.0, max_tokens=40, run_batch=record
+    )
+    inputs = _inputs(tiny_bert)
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        list(pool.map(batcher.clean_pass, inputs))
+    batcher.close()
+    assert sorted(length for chunk in seen for length in chunk) == sorted(i.length for i in inputs)
+    assert all(len(chunk) * max(chunk) <= 40 or len(chunk) == 1 for chunk in seen)
+
+
+def _oom_when_larger_than(limit: int):
+    def run(loaded, batch, ffn=False):
+        if sum(item.length for item in batch) > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return clean_passes(loaded, batch, ffn=ffn)
+
+    return run
+
+
+def test_out_of_memory_splits_the_batch_and_retries(tiny_bert):
+    batcher = MicroBatcher(
+        lambda: tiny_bert,
+        threading.Lock(),
+        max_batch=64,
+        wait_seconds=1.0,
+        max_tokens=10_000,
+        run_batch=_oom_when_larger_than(20),
+    )
+    inputs = _inputs(tiny_bert)
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        results = list(pool.map(batcher.clean_pass, inputs))
+    batcher.close()
+    assert batcher.stats.splits >= 1
+    for encoded, got in zip(inputs, results, strict=True):
+        torch.testing.assert_close(
+            got.attentions[0], clean_pass(tiny_bert, encoded).attentions[0], atol=1e-5, rtol=0
+        )
+
+
+def test_out_of_memory_on_one_input_is_a_clear_503(tiny_bert):
+    batcher = MicroBatcher(
+        lambda: tiny_bert,
+        threading.Lock(),
+        max_batch=8,
+        wait_seconds=0.0,
+        max_tokens=10_000,
+        run_batch=_oom_when_larger_than(0),
+    )
+    with pytest.raises(DeviceOutOfMemory, match="ran out of memory") as raised:
+        batcher.clean_pass(_inputs(tiny_bert)[0])
+    assert raised.value.status == 503
+    # the worker survived and serves the next request
+    batcher._run_batch = clean_passes
+    assert batcher.clean_pass(_inputs(tiny_bert)[1]).attentions[0].shape[-1] == _inputs(tiny_bert)[1].length
+    batcher.close()
+
+
+def test_out_of_memory_in_an_unbatched_method_is_a_503_over_http(client, monkeypatch):
+    from app.methods.attribution import gradients
+
+    def explode(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    method = gradients.GradientXInput
+    monkeypatch.setattr(method, "run", explode)
+    response = client.post("/api/analyses", json={"method": "gradient_x_input", "text": "the cat sat"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "device_out_of_memory"
+    monkeypatch.undo()
+    assert client.post("/api/analyses", json={"method": "attention", "text": "the cat"}).status_code == 201
