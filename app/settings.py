@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=1, description="Longest text field accepted before tokenising.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Token for admin operations (starting and cancelling jobs). Unset: allowed only when the "
+        "server listens on loopback; a shared server (any other host) refuses them until a token is set.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (default: none)."
+    )
     hub_offline: bool = Field(
         False, description="Never contact a model hub; load only local paths or already cached ids."
     )

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.admin import require_admin
 from app.api.deps import ModelNotReady
 from app.api.responses import NumpyJSONResponse
+from app.api.routes import ERRORS
 from app.figures.evaluation import evaluation_view
 from app.job_kinds import JOB_KINDS
 from app.jobs import JobManager
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
+ADMIN_ERRORS = {status: ERRORS[422] for status in (401, 403, 404, 422, 503)}
 
 
 class JobRequest(BaseModel):
@@ -37,7 +40,7 @@ def job_kinds() -> dict[str, Any]:
     return {name: kind.params.model_json_schema() for name, kind in JOB_KINDS.items()}
 
 
-@router.post("/jobs", status_code=202)
+@router.post("/jobs", status_code=202, dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
 def submit_job(body: JobRequest, jobs: JobManager = Depends(get_jobs)) -> NumpyJSONResponse:
     """Queue a job; poll ``GET /api/jobs/{id}`` for progress."""
     return NumpyJSONResponse(jobs.submit(body.kind, body.params).to_json(), status_code=202)
@@ -53,7 +56,7 @@ def get_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]
     return jobs.records.job(job_id).to_json()
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
 def cancel_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
     """Ask a queued or running job to stop; nothing partial is stored."""
     return jobs.cancel(job_id).to_json()

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
@@ -32,7 +33,12 @@ NAV = [
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """Render a page with the navigation and the loaded model's name."""
     runner = request.app.state.runner
-    base = {"nav": NAV, "path": request.url.path, "model": runner.loaded.describe() if runner else None}
+    base = {
+        "nav": NAV,
+        "path": request.url.path,
+        "model": runner.loaded.describe() if runner else None,
+        "admin": admin_mode(request.app.state.settings),
+    }
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 

@@ -174,7 +174,7 @@ def load_model(
     location = str(embedded_model_path()) if source == EMBEDDED else source
     local_only = offline or source == EMBEDDED or Path(location).exists()
     try:
-        config = AutoConfig.from_pretrained(location, local_files_only=local_only)
+        config = AutoConfig.from_pretrained(location, local_files_only=local_only, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelNotFound(
             f"Cannot load model {source!r}: not a local checkpoint directory nor a reachable hub id "
@@ -185,9 +185,14 @@ def load_model(
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
     model = _MODEL_CLASSES[head].from_pretrained(
-        location, config=config, attn_implementation="eager", local_files_only=local_only, dtype=target_dtype
+        location,
+        config=config,
+        attn_implementation="eager",
+        local_files_only=local_only,
+        dtype=target_dtype,
+        trust_remote_code=False,  # never run code shipped with a checkpoint
     )
-    tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
+    tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only, trust_remote_code=False)
     return wrap_model(model, tokenizer, name=name, source=location, device=target_device)
 
 

@@ -1,10 +1,11 @@
 // The Evaluations page: start jobs from forms, follow progress, cancel, plot and tabulate stored results.
 
+import { withAdmin } from "./admin.js";
 import { el } from "./dom.js";
 import { draw } from "./plot.js";
 
 export async function api(url, options = {}) {
-  const response = await fetch(url, options);
+  const response = await fetch(url, withAdmin(options));
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error((body && body.error && body.error.message) || `The server answered ${response.status}.`);
   return body;

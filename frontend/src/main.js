@@ -1,5 +1,6 @@
 // Entry point of every page: wires the sentence form, the result view and the Share button.
 
+import { setupAdminToken } from "./admin.js";
 import { getFigure, postAnalysis } from "./api.js";
 import { setupEvaluations } from "./evaluations.js";
 import { setupProbes } from "./probes.js";
@@ -195,6 +196,7 @@ function setupSanity(spec) {
 }
 
 function boot() {
+  setupAdminToken();
   const spec = readSpec();
   if (!spec) return;
   if (spec.page === "evaluations") {
