@@ -2,7 +2,9 @@
 
 A job's result (an evaluation) is written in the same transaction that marks the job done, so a crash or
 a cancellation mid-way leaves no partial result; jobs left running by a dead process are marked failed at
-the next start and can simply be submitted again.
+the next start (at the first successful connection, if the database was down then) and can simply be
+submitted again. A database outage never kills the worker: progress that cannot be saved is skipped, and
+a job's final state is written once the database is back.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.errors import BertscopeError, InvalidInput, NotFound
+from app.errors import BertscopeError, InvalidInput, NotFound, StoreUnavailable
 from app.job_kinds import JOB_KINDS, JobOutcome
 from app.runner import Runner, format_validation_error
+from app.store.db import ensure_ready, on_first_connection
 from app.store.records import Job, RecordStore, new_evaluation
 
 log = logging.getLogger("bertscope.jobs")
+T = TypeVar("T")
+RETRY_S = (0.5, 5.0)  # first and longest wait between attempts to reach an unavailable database
 
 
 class JobCancelled(Exception):
@@ -81,13 +86,23 @@ class JobManager:
         self._cancel: dict[str, threading.Event] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def start(self) -> None:
+        """Start the worker; jobs of a dead process are marked failed at the first successful connection."""
+        on_first_connection(self.records.engine, self._fail_interrupted)
+        self._thread = threading.Thread(target=self._work, name="bertscope-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Let the worker end once the job it runs (if any) is over."""
+        self._stopped.set()
+        self._queue.put("")
+
+    def _fail_interrupted(self) -> None:
         interrupted = self.records.fail_interrupted_jobs()
         if interrupted:
             log.warning("%d job(s) interrupted by the last shutdown were marked failed", interrupted)
-        self._thread = threading.Thread(target=self._work, name="bertscope-jobs", daemon=True)
-        self._thread.start()
 
     def submit(self, kind: str, params: dict[str, Any]) -> Job:
         parsed = parse_params(kind, params)
@@ -109,8 +124,15 @@ class JobManager:
         return self.records.job(job_id)
 
     def _work(self) -> None:
-        while True:
+        # connect as soon as the database answers, so the start-up work is not left for the first request
+        try:
+            self._retrying(lambda: ensure_ready(self.records.engine))
+        except StoreUnavailable:
+            return  # stopped before the database ever answered
+        while not self._stopped.is_set():
             job_id = self._queue.get()
+            if not job_id:
+                continue
             try:
                 self._run(job_id)
             except Exception:  # the worker must survive anything a job does
@@ -119,12 +141,29 @@ class JobManager:
                 with self._lock:
                     self._cancel.pop(job_id, None)
 
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, repeated while the database is unavailable (a job's state must reach the store)."""
+        delay = RETRY_S[0]
+        while True:
+            try:
+                return call()
+            except StoreUnavailable as exc:
+                if self._stopped.is_set():
+                    raise
+                if delay == RETRY_S[0]:
+                    log.warning("%s Retrying every few seconds.", exc.message)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, RETRY_S[1])
+
+    def _set_state(self, job_id: str, **values: Any) -> None:
+        self._retrying(lambda: self.records.update_job(job_id, **values))
+
     def _run(self, job_id: str) -> None:
-        job = self.records.job(job_id)
+        job = self._retrying(lambda: self.records.job(job_id))
         event = self._cancel.get(job_id) or threading.Event()
         if job.status != "queued" or event.is_set():
             return
-        self.records.update_job(job_id, status="running", message="starting")
+        self._set_state(job_id, status="running", message="starting")
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -133,17 +172,20 @@ class JobManager:
             now = time.monotonic()
             if now - last[0] > 0.5 or done == total:
                 last[0] = now
-                self.records.update_job(job_id, progress=done / max(total, 1), message=f"{done}/{total}")
+                try:
+                    self.records.update_job(job_id, progress=done / max(total, 1), message=f"{done}/{total}")
+                except StoreUnavailable as exc:  # progress is informative only: keep computing
+                    log.warning("job %s: progress not saved. %s", job_id, exc.message)
 
         try:
             execute(self.runner, self.records, job.kind, parse_params(job.kind, job.params), progress, job_id)
         except JobCancelled:
-            self.records.update_job(job_id, status="cancelled", message="cancelled")
+            self._set_state(job_id, status="cancelled", message="cancelled")
         except BertscopeError as exc:
-            self.records.update_job(job_id, status="failed", message=exc.message)
+            self._set_state(job_id, status="failed", message=exc.message)
         except Exception as exc:
             log.exception("job %s failed", job_id)
-            self.records.update_job(job_id, status="failed", message=f"{exc.__class__.__name__}: {exc}")
+            self._set_state(job_id, status="failed", message=f"{exc.__class__.__name__}: {exc}")
 
 
 def start_sample_index(runner: Runner, jobs: JobManager) -> Job | None:

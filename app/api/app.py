@@ -19,13 +19,13 @@ from app.api import evaluations, neurons, pages, probes, routes
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.responses import NumpyJSONResponse, error_response
-from app.errors import BertscopeError
+from app.errors import BertscopeError, StoreUnavailable
 from app.jobs import JobManager, start_sample_index
 from app.modeling.loading import LoadedModel, load_model
 from app.runner import Runner
 from app.settings import Settings, get_settings
 from app.store.analyses import AnalysisStore
-from app.store.db import make_engine
+from app.store.db import check_connection, make_engine, on_first_connection
 from app.store.records import RecordStore
 
 log = logging.getLogger("bertscope")
@@ -40,13 +40,19 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         model = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
         engine = make_engine(settings.database_url)
         runner = Runner(model, AnalysisStore(engine), settings)
-        app.state.jobs = JobManager(runner, RecordStore(engine))
-        app.state.jobs.start()
+        jobs = JobManager(runner, RecordStore(engine))
+        app.state.jobs = jobs
+        jobs.start()
         if settings.index_sample_on_start:
-            start_sample_index(runner, app.state.jobs)
+            on_first_connection(engine, lambda: start_sample_index(runner, jobs))
         app.state.runner = runner
+        try:
+            check_connection(engine)  # creates the tables and runs the start-up work that needs them
+        except StoreUnavailable as exc:
+            log.warning("%s The server starts anyway and connects when the database is back.", exc.message)
         log.info("bertscope ready: %s on %s", model.name, model.device)
         yield
+        jobs.stop()
         runner.close()
         engine.dispose()
 

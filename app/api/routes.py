@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.api.deps import get_runner
 from app.api.responses import NumpyJSONResponse
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, StoreUnavailable
 from app.figures import figure_builder, figure_encoding
 from app.figures.attribution import randomisation_figure, stacked_controls, stacked_figures
 from app.figures.compare import compare_controls, compare_figure
@@ -18,6 +18,7 @@ from app.methods.base import Method
 from app.modeling.targets import available_targets
 from app.runner import AnalysisRequest, Runner, analysis_json
 from app.store.analyses import StoredAnalysis
+from app.store.db import check_connection
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -68,13 +69,21 @@ def method_json(method: Method) -> dict[str, Any]:
     }
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "Model still loading, or database unreachable."}})
 def health(request: Request) -> dict[str, Any]:
-    """Liveness plus the loaded model's identity."""
+    """Liveness, the loaded model's identity and whether the database answers: 503 while the model loads
+    (``status: loading``) or while the database cannot be reached (``status: degraded``), so load
+    balancers and the container healthcheck take the replica out until it can serve again."""
     runner: Runner | None = request.app.state.runner
     if runner is None:
-        return NumpyJSONResponse({"status": "loading", "model": None}, status_code=503)
-    return {"status": "ok", "model": runner.loaded.describe()}
+        return NumpyJSONResponse({"status": "loading", "model": None, "database": None}, status_code=503)
+    body = {"status": "ok", "model": runner.loaded.describe(), "database": "ok"}
+    try:
+        check_connection(runner.store.engine)
+    except StoreUnavailable as exc:
+        body.update(status="degraded", database="unavailable", message=exc.message)
+        return NumpyJSONResponse(body, status_code=503)
+    return body
 
 
 @router.get("/model", responses=ERRORS)

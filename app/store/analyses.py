@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
 
-from app.errors import NotFound, StoreUnavailable
+from app.errors import NotFound
 from app.store.codec import pack, unpack
-from app.store.db import AnalysisRow, create_tables
+from app.store.db import AnalysisRow, session_scope
 
 
 @dataclass
@@ -51,23 +50,16 @@ class AnalysisStore:
 
     def __init__(self, engine: Engine, recent: int = 8) -> None:
         self.engine = engine
-        self._ready = False
         # stored analyses never change, so the last few read stay decoded for fast view changes
         self._recent: OrderedDict[str, StoredAnalysis] = OrderedDict()
         self._recent_size = recent
         self._recent_lock = threading.Lock()
 
-    def _ensure_tables(self) -> None:
-        if not self._ready:
-            create_tables(self.engine)
-            self._ready = True
-
     def save(self, analysis: StoredAnalysis) -> StoredAnalysis:
         """Insert ``analysis`` with a fresh id; if an identical one was stored meanwhile, return that."""
         try:
-            self._ensure_tables()
             analysis.id = new_id()
-            with Session(self.engine) as session, session.begin():
+            with session_scope(self.engine, write=True) as session:
                 session.add(_to_row(analysis))
             return analysis
         except IntegrityError:
@@ -75,8 +67,6 @@ class AnalysisStore:
             if existing is None:
                 raise
             return existing
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
 
     def find(self, cache_key: str) -> StoredAnalysis | None:
         """The analysis stored under this cache key, if any."""
@@ -98,13 +88,9 @@ class AnalysisStore:
         return found
 
     def _one(self, query: Any) -> StoredAnalysis | None:
-        try:
-            self._ensure_tables()
-            with Session(self.engine) as session:
-                row = session.scalars(query).first()
-                return None if row is None else _from_row(row)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+        with session_scope(self.engine) as session:
+            row = session.scalars(query).first()
+            return None if row is None else _from_row(row)
 
 
 def _to_row(analysis: StoredAnalysis) -> AnalysisRow:

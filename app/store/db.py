@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, DateTime, Engine, Float, Integer, LargeBinary, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from app.errors import StoreUnavailable
+
+log = logging.getLogger("bertscope.store")
+
+# what a database that cannot be reached (down, cut off, its file missing) raises through SQLAlchemy
+UNREACHABLE = (OperationalError, InterfaceError)
+# seconds a PostgreSQL connection attempt may take before the request answers 503 (unless the URL says)
+CONNECT_TIMEOUT_S = 5
 
 
 class Base(DeclarativeBase):
@@ -43,17 +65,32 @@ class AnalysisRow(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine (and the SQLite file's folder) and make sure the tables exist."""
+    """Create the engine; nothing connects yet, so a database that is down does not stop the server.
+
+    Tables are created on the first successful connection (:func:`ensure_ready`). The SQLite file's folder
+    is created before every new connection, so a folder that appears later is picked up without a restart.
+    """
     parsed = make_url(url)
+    backend = parsed.get_backend_name()
     kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
+    if backend == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     engine = create_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            folder = Path(parsed.database).expanduser().parent
+            event.listen(engine, "do_connect", lambda *_: _make_folder(folder))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # sqlite3 then fails to open the file, which reads as "database unavailable"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -63,9 +100,89 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """The 503 error for a database that cannot be reached (``exc`` as SQLAlchemy raised it)."""
+    cause = getattr(exc, "orig", None) or exc
+    return StoreUnavailable(
+        f"The database is unavailable: it cannot be reached right now ({cause.__class__.__name__}). "
+        "Try again in a moment."
+    )
+
+
+class _Readiness:
+    """Per engine: the tables known to exist and the start-up hooks still waiting for a connection."""
+
+    def __init__(self) -> None:
+        self.tables: frozenset[str] = frozenset()
+        self.hooks: list[Callable[[], None]] = []
+        self.running_in: int | None = None  # thread running the hooks (their own sessions pass straight on)
+
+
+_READINESS: WeakKeyDictionary[Engine, _Readiness] = WeakKeyDictionary()
+_READINESS_LOCK = threading.RLock()
+
+
+def _readiness(engine: Engine) -> _Readiness:
+    with _READINESS_LOCK:
+        return _READINESS.setdefault(engine, _Readiness())
+
+
+def on_first_connection(engine: Engine, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once, right after the tables are first created, before any other session proceeds.
+
+    Start-up work that needs the database (e.g. marking jobs of a dead process failed) goes here, so a
+    server started while the database is down does it as soon as the database can be reached.
+    A hook raising ``StoreUnavailable`` stays pending and runs again at the next attempt.
+    """
+    with _READINESS_LOCK:
+        _readiness(engine).hooks.append(hook)
+
+
+def is_ready(engine: Engine) -> bool:
+    """Whether the tables exist and every start-up hook has run."""
+    state = _readiness(engine)
+    return state.tables == frozenset(Base.metadata.tables) and not state.hooks
+
+
+def ensure_ready(engine: Engine) -> None:
+    """Create missing tables and run pending start-up hooks; ``StoreUnavailable`` while unreachable."""
+    state = _readiness(engine)
+    if is_ready(engine):
+        return
+    with _READINESS_LOCK:
+        if state.running_in == threading.get_ident():
+            return
+        tables = frozenset(Base.metadata.tables)
+        if state.tables != tables:
+            try:
+                Base.metadata.create_all(engine)
+            except UNREACHABLE as exc:
+                raise unavailable(exc) from None
+            state.tables = tables
+        state.running_in = threading.get_ident()
+        try:
+            while state.hooks:
+                try:
+                    state.hooks[0]()
+                except StoreUnavailable:
+                    raise
+                except Exception:  # a broken hook must not make every request fail
+                    log.exception("start-up hook %r failed", state.hooks[0])
+                state.hooks.pop(0)
+        finally:
+            state.running_in = None
+
+
+def _forget_tables(engine: Engine) -> None:
+    """After a failure, check the tables again at the next use (the database may have been replaced)."""
+    _readiness(engine).tables = frozenset()
+
+
 @contextmanager
 def session_scope(engine: Engine, write: bool = False) -> Iterator[Session]:
-    """A session (one transaction when ``write``); an unreachable database becomes ``StoreUnavailable``."""
+    """A session (one transaction when ``write``) on a ready database (:func:`ensure_ready`); an unreachable
+    database becomes ``StoreUnavailable`` (HTTP 503)."""
+    ensure_ready(engine)
     try:
         with Session(engine) as session:
             if write:
@@ -73,19 +190,21 @@ def session_scope(engine: Engine, write: bool = False) -> Iterator[Session]:
                     yield session
             else:
                 yield session
-    except OperationalError as exc:
-        raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+    except UNREACHABLE as exc:
+        _forget_tables(engine)
+        raise unavailable(exc) from None
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise ``StoreUnavailable`` unless the database answers now (for the health check)."""
+    with session_scope(engine) as session:
+        session.execute(text("SELECT 1"))
 
 
 def all_rows(engine: Engine, query: Any) -> list[Any]:
     """Every row a select returns, read in one session."""
     with session_scope(engine) as session:
         return list(session.scalars(query))
-
-
-def create_tables(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    Base.metadata.create_all(engine)
 
 
 class EvaluationRow(Base):

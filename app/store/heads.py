@@ -12,7 +12,7 @@ from sqlalchemy import Engine, or_, select
 from app.errors import NotFound
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import HeadRow, all_rows, create_tables, session_scope
+from app.store.db import HeadRow, all_rows, session_scope
 
 
 @dataclass
@@ -47,7 +47,6 @@ class HeadStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine)
 
     def save(self, head: FittedHead) -> FittedHead:
         row = HeadRow(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from app.errors import InvalidInput, NotFound
 from app.methods.neurons.descriptions import DescriptionRun
 from app.store.analyses import new_id
-from app.store.db import Base, create_tables, session_scope
+from app.store.db import Base, session_scope
 
 MAX_PAGE = 500
 SORTS = ("score", "consistency", "layer")
@@ -105,7 +105,6 @@ class DescriptionStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine)
 
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         return session_scope(self.engine, write)

@@ -8,17 +8,16 @@ finishing adds one summary row per neuron for fast browsing. Every database fail
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput, NotFound, StoreUnavailable
+from app.errors import InvalidInput, NotFound
 from app.methods.neurons.corpora import corpus_hash, validate_corpus_name
 from app.methods.neurons.stats import (
     HISTOGRAM_BINS,
@@ -29,9 +28,9 @@ from app.methods.neurons.stats import (
 )
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import create_tables, session_scope
+from app.store.db import session_scope
 
-# importing the table classes registers them on Base before create_tables runs
+# importing the table classes registers them on Base before the tables are created
 from app.store.neuron_tables import (
     Exemplar,
     NeuronDetail,
@@ -76,21 +75,10 @@ class NeuronStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._ready = False
 
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         """A session (one transaction when ``write``); database failures become ``StoreUnavailable``."""
-        if not self._ready:
-            try:
-                create_tables(self.engine)
-            except OperationalError as exc:
-                raise StoreUnavailable(
-                    f"The database is unavailable ({exc.orig.__class__.__name__})."
-                ) from None
-            self._ready = True
-        with session_scope(self.engine, write) as session:
-            yield session
+        return session_scope(self.engine, write)
 
     def start_or_resume(
         self,

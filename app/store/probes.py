@@ -12,7 +12,7 @@ from sqlalchemy import Engine, or_, select
 from app.errors import NotFound
 from app.store.analyses import new_id
 from app.store.codec import pack, unpack
-from app.store.db import ProbeRow, all_rows, create_tables, session_scope
+from app.store.db import ProbeRow, all_rows, session_scope
 
 
 @dataclass
@@ -60,7 +60,6 @@ class ProbeStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine)
 
     def save(self, probes: ProbeSet) -> ProbeSet:
         row = ProbeRow(

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound, StoreUnavailable
+from app.errors import NotFound
 from app.store.analyses import new_id
-from app.store.db import EvaluationRow, JobRow, create_tables
+from app.store.db import EvaluationRow, JobRow, session_scope
 
 T = TypeVar("T")
 ACTIVE = ("queued", "running")
@@ -86,15 +85,9 @@ class RecordStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine)
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with Session(self.engine) as session, session.begin():
-                yield session
-        except OperationalError as exc:
-            raise StoreUnavailable(f"The database is unavailable ({exc.orig.__class__.__name__}).") from None
+    def _session(self) -> AbstractContextManager[Session]:
+        return session_scope(self.engine, write=True)
 
     def _get(self, row_type: type, key: str, convert: Callable[[Any], T], what: str) -> T:
         with self._session() as session:
