@@ -16,6 +16,7 @@ from app.methods.probes.pipeline import TrainOptions, train_probe_set
 from app.methods.probes.structural import DEFAULT_RANK, MAX_EPOCHS
 from app.methods.probes.topological import TTP_EPOCHS
 from app.methods.probes.treebank import read_conllu
+from app.model_swap import LoadModelParams, run_load_model
 from app.modeling.heads import fit_head
 from app.modeling.targets import TargetSpec
 from app.neuron_jobs import (
@@ -230,4 +231,5 @@ JOB_KINDS: dict[str, JobKind] = {
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing),
     "fit_head": JobKind(FitHeadParams, run_fit_head),
+    "load_model": JobKind(LoadModelParams, run_load_model),
 }

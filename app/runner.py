@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from app.modeling.encoding import Encoded, encode_for
 from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
+from app.readers_writer import ReadersWriter
 from app.settings import Settings
 from app.store.analyses import AnalysisStore, StoredAnalysis
 from app.store.heads import FittedHead, HeadStore
@@ -78,6 +80,7 @@ class Runner:
         self.treebanks = TreebankLookup()
         self.settings = settings
         self.lock = threading.Lock()  # the model: held only while it computes, never to store or render
+        self._model_users = ReadersWriter()  # requests read ``self.loaded``; a model swap writes it
         self._tokenizer_lock = threading.Lock()  # fast tokenizers refuse concurrent calls
         self.batcher = (
             MicroBatcher(
@@ -90,6 +93,16 @@ class Runner:
             if settings.batching
             else None
         )
+
+    def using_model(self) -> AbstractContextManager[None]:
+        """Held by every request for its whole duration, so a model swap never happens under it."""
+        return self._model_users.reading()
+
+    def swap_model(self, loaded: LoadedModel) -> None:
+        """Make ``loaded`` the resident model once no request is using the current one."""
+        with self._model_users.writing(), self.lock:
+            self.loaded = loaded
+            self._maxima.clear()
 
     def close(self) -> None:
         """Stop the micro-batcher's worker (after what is already queued)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import Request
 
 from app.errors import BertscopeError
@@ -21,3 +23,10 @@ def get_runner(request: Request) -> Runner:
     if runner is None:
         raise ModelNotReady("The model is not loaded yet; try again in a few seconds.")
     return runner
+
+
+def use_runner(request: Request) -> Iterator[Runner]:
+    """The runner, held for the whole request so that a model swap waits for it (API routes)."""
+    runner = get_runner(request)
+    with runner.using_model():
+        yield runner

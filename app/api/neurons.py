@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from app.api.deps import get_runner
+from app.api.deps import use_runner
 from app.api.routes import ERRORS
 from app.neuron_views import active_neurons, neuron_detail, neuron_page
 from app.runner import Runner
@@ -26,14 +26,14 @@ def list_neurons(
     sort: Literal["score", "consistency", "layer"] = Query("score"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
-    runner: Runner = Depends(get_runner),
+    runner: Runner = Depends(use_runner),
 ) -> dict[str, Any]:
     """One page of neurons with their best descriptors, consistency labels and the run's summary."""
     return neuron_page(runner, layer=layer, query=q, label=label, sort=sort, limit=limit, offset=offset)
 
 
 @router.get("/neurons/summary", responses=ERRORS)
-def neurons_summary(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def neurons_summary(runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """The latest description run: corpora, generator, neurons against random directions."""
     described = runner.descriptions.latest(runner.loaded.revision)
     indexes = [info.to_json() for info in runner.neurons.list_for_revision(runner.loaded.revision)]
@@ -44,13 +44,13 @@ def neurons_summary(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
 def get_neuron(
     layer: int = Path(ge=0, le=256),
     unit: int = Path(ge=0, le=1_000_000),
-    runner: Runner = Depends(get_runner),
+    runner: Runner = Depends(use_runner),
 ) -> dict[str, Any]:
     """Descriptors with scores per corpus, exemplars per corpus with token activations, stats, consistency."""
     return neuron_detail(runner, layer, unit)
 
 
 @router.get("/analyses/{analysis_id}/neurons", responses=ERRORS)
-def analysis_neurons(analysis_id: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def analysis_neurons(analysis_id: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """The neurons most active on a stored analysis's text, relative to their corpus maximum."""
     return active_neurons(runner, runner.store.get(analysis_id))

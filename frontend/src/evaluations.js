@@ -84,8 +84,11 @@ export function setupEvaluations() {
     try {
       const jobs = await api("/api/jobs");
       renderJobs(tbody, jobs, async (id) => { await api(`/api/jobs/${id}/cancel`, { method: "POST" }); poll(); });
-      const finished = jobs.find((job) => job.status === "done" && job.result_id && !seenDone.has(job.id) && job.kind !== "fit_head");
+      const fresh = jobs.filter((job) => job.status === "done" && job.result_id && !seenDone.has(job.id));
+      const finished = fresh.find((job) => job.kind !== "fit_head" && job.kind !== "load_model");
+      const swapped = watching && fresh.some((job) => job.kind === "load_model");
       for (const job of jobs) if (job.status === "done") seenDone.add(job.id);
+      if (swapped) window.location.reload(); // the top bar names the new model
       if (finished && watching) await loadEvaluations(select, finished.result_id);
       clearTimeout(timer);
       timer = jobs.some(isActive) ? setTimeout(poll, 1000) : null;
