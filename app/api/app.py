@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -69,6 +70,13 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.state.runner = None
     app.state.jobs = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:  # closed by default: no cross-origin browser access at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
 
@@ -102,7 +110,14 @@ def _error(request: Request, status: int, code: str, message: str) -> Response:
     return error_response(status, code, message)
 
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 503: "unavailable"}
+_STATUS_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    503: "unavailable",
+}
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from app.api.deps import get_runner
+from app.api.deps import use_runner
 from app.api.responses import NumpyJSONResponse
 from app.errors import InvalidInput, NotFound, StoreUnavailable
 from app.figures import figure_builder, figure_encoding
@@ -87,7 +87,7 @@ def health(request: Request) -> dict[str, Any]:
 
 
 @router.get("/model", responses=ERRORS)
-def model_info(runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def model_info(runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """Name, revision (weights hash), architecture, sizes, device, dtype and the targets it supports."""
     return {
         **runner.loaded.describe(),
@@ -107,13 +107,13 @@ def model_targets(runner: Runner) -> list[dict[str, Any]]:
 
 
 @router.get("/heads")
-def list_heads(runner: Runner = Depends(get_runner)) -> list[dict[str, Any]]:
+def list_heads(runner: Runner = Depends(use_runner)) -> list[dict[str, Any]]:
     """Heads fitted on the loaded weights (fit one with ``bertscope heads fit`` or a ``fit_head`` job)."""
     return [head.describe() for head in runner.heads.for_revision(runner.loaded.revision)]
 
 
 @router.get("/heads/{key}", responses=ERRORS)
-def get_head(key: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def get_head(key: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """One fitted head (by id or name) with its labels and held-out accuracy."""
     return runner.find_head(key).describe()
 
@@ -135,7 +135,7 @@ def get_method_info(name: str) -> dict[str, Any]:
 @router.post("/analyses", status_code=201, responses={201: {"model": AnalysisOut}, **ERRORS})
 def create_analysis(
     body: AnalysisRequest,
-    runner: Runner = Depends(get_runner),
+    runner: Runner = Depends(use_runner),
     include_result: bool = Query(True, description="false: leave out `result` (large for long inputs)."),
 ) -> NumpyJSONResponse:
     """Run a method on a text (or sentence pair) and store it; identical requests come from the cache."""
@@ -147,13 +147,13 @@ def create_analysis(
 
 
 @router.get("/analyses/{analysis_id}", responses={200: {"model": AnalysisOut}, **ERRORS})
-def get_analysis(analysis_id: str, runner: Runner = Depends(get_runner)) -> NumpyJSONResponse:
+def get_analysis(analysis_id: str, runner: Runner = Depends(use_runner)) -> NumpyJSONResponse:
     """A stored analysis by id, exactly as it was returned when created."""
     return NumpyJSONResponse(analysis_json(runner.store.get(analysis_id)))
 
 
 @router.get("/analyses/{analysis_id}/figure", responses=ERRORS)
-def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def get_figure(analysis_id: str, request: Request, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """The Plotly figures for one view of a stored analysis (``main``, and ``strip`` when a ``row`` is
     chosen); view controls are query parameters."""
     return analysis_figures(runner.store.get(analysis_id), dict(request.query_params))
@@ -176,7 +176,7 @@ def with_defaults(controls: list[dict], view: dict[str, str]) -> dict[str, str]:
 
 
 @router.post("/analyses/{analysis_id}/randomisation", responses=ERRORS)
-def randomisation(analysis_id: str, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def randomisation(analysis_id: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """Model-parameter randomisation test (Adebayo et al. 2018) of a stored attribution, on demand."""
     analysis = runner.store.get(analysis_id)
     rows = runner.randomisation(analysis)
@@ -208,7 +208,7 @@ def compared_analyses(ids: str, runner: Runner) -> list[StoredAnalysis]:
 
 
 @router.get("/compare/{ids}/figure", responses=ERRORS)
-def get_compare_figure(ids: str, request: Request, runner: Runner = Depends(get_runner)) -> dict[str, Any]:
+def get_compare_figure(ids: str, request: Request, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
     """Analyses of one sentence side by side: mixing matrices (``scale=shared|own``, ``view``, ``layer``) or
     attribution methods stacked with their rank agreement (``merge``, ``hide_special``)."""
     analyses = compared_analyses(ids, runner)
