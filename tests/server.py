@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -19,11 +20,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Server:
+    """A started server: its base URL and its process (tests may kill it)."""
+
+    base: str
+    process: subprocess.Popen
+
+
 @contextmanager
 def running_server(
     database_url: str, model: str = "embedded", timeout: float = 180.0, index_sample: bool = False
 ) -> Iterator[str]:
     """Start ``python -m app.cli serve`` and yield its base URL once /api/health answers ok."""
+    with started_server(database_url, model, timeout, index_sample) as server:
+        yield server.base
+
+
+@contextmanager
+def started_server(
+    database_url: str, model: str = "embedded", timeout: float = 180.0, index_sample: bool = False
+) -> Iterator[Server]:
+    """Start ``python -m app.cli serve``; yield it once /api/health answers ok; stop it (if still alive)."""
     port = free_port()
     command = [
         sys.executable,
@@ -61,7 +79,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server did not become healthy in {timeout}s; see {log.name}")
             time.sleep(0.3)
-        yield base
+        yield Server(base, process)
     finally:
         process.terminate()
         try:

@@ -1,0 +1,106 @@
+"""The real server killed or restarted on one database: interrupted jobs, a consistent store, permalinks."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import sqlite_url
+from tests.server import started_server
+from tests.tiny import save_checkpoint
+
+pytestmark = pytest.mark.slow
+
+WORDS = "the cat sat on a mat and dog was very good bad movie this it not".split()
+SENTENCES = 3000
+
+
+def _corpus(path: Path) -> Path:
+    rows = (" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(10)) for i in range(SENTENCES))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _index_job(corpus: Path) -> dict:
+    """Indexes every neuron of the tiny BERT over the corpus, one sentence per batch (runs for seconds)."""
+    return {
+        "kind": "index_neurons",
+        "params": {"corpora": [{"name": "killed", "path": str(corpus)}], "describe": False, "batch_size": 1},
+    }
+
+
+def _wait(http: httpx.Client, job_id: str, until, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while not until(job := http.get(f"/api/jobs/{job_id}").json()):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
+
+
+def _rows(database: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(query).fetchall()
+
+
+def test_job_killed_mid_way_is_failed_and_can_be_run_again(tmp_path):
+    model = str(save_checkpoint(tmp_path / "model"))
+    corpus = _corpus(tmp_path / "corpus.txt")
+    url = sqlite_url(tmp_path)
+    with started_server(url, model=model) as server, httpx.Client(base_url=server.base, timeout=30) as http:
+        job = http.post("/api/jobs", json=_index_job(corpus)).json()
+        running = _wait(http, job["id"], lambda j: j["status"] != "queued" and j["progress"] >= 0.1)
+        assert running["status"] == "running", running
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=30)
+    database = tmp_path / "store.db"
+    # what the dead process left: the job still "running", a checkpointed index still "building", nothing
+    # that looks finished
+    assert _rows(database, f"SELECT status, result_id FROM jobs WHERE id = '{job['id']}'") == [
+        ("running", None)
+    ]
+    assert _rows(database, "SELECT status FROM neuron_indexes") == [("building",)]
+
+    with started_server(url, model=model) as server, httpx.Client(base_url=server.base, timeout=30) as http:
+        failed = http.get(f"/api/jobs/{job['id']}").json()
+        assert failed["status"] == "failed" and failed["result_id"] is None, failed
+        assert "interrupted" in failed["message"]
+        indexes = http.get("/api/neurons/summary").json()["indexes"]
+        assert [info["status"] for info in indexes] == ["building"]
+        assert 0 < indexes[0]["sentences_done"] < SENTENCES
+        again = http.post("/api/jobs", json=_index_job(corpus))
+        assert again.status_code in (200, 201, 202), again.text
+        done = _wait(http, again.json()["id"], lambda j: j["status"] in ("done", "failed", "cancelled"))
+        assert done["status"] == "done" and done["result_id"] == indexes[0]["id"], done
+        indexes = http.get("/api/neurons/summary").json()["indexes"]
+        assert [(info["status"], info["sentences_done"]) for info in indexes] == [("done", SENTENCES)]
+
+
+def test_restart_keeps_permalinks(tmp_path):
+    model = str(save_checkpoint(tmp_path / "model"))
+    url = sqlite_url(tmp_path)
+    requests = [
+        {"method": "attention", "text": "the cat sat on the mat"},
+        {"method": "value_zeroing", "text": "the dog was very good", "text_pair": "this movie was bad"},
+        {"method": "attention_rollout", "text": "it was not a good movie"},
+    ]
+    before = {}
+    with started_server(url, model=model) as server, httpx.Client(base_url=server.base, timeout=60) as http:
+        for body in requests:
+            created = http.post("/api/analyses", json=body)
+            assert created.status_code in (200, 201), created.text[:300]
+            analysis_id = created.json()["id"]
+            before[analysis_id] = (
+                http.get(f"/api/analyses/{analysis_id}").json(),
+                http.get(f"/a/{analysis_id}").text,
+            )
+    with started_server(url, model=model) as server, httpx.Client(base_url=server.base, timeout=60) as http:
+        for analysis_id, (body, page) in before.items():
+            after = http.get(f"/api/analyses/{analysis_id}")
+            assert after.status_code == 200 and after.json() == body
+            html = http.get(f"/a/{analysis_id}")
+            assert html.status_code == 200 and html.text == page
