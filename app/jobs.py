@@ -87,6 +87,7 @@ class JobManager:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self.owner = runner.settings.replica_id
 
     def start(self) -> None:
         """Start the worker; jobs of a dead process are marked failed at the first successful connection."""
@@ -100,13 +101,13 @@ class JobManager:
         self._queue.put("")
 
     def _fail_interrupted(self) -> None:
-        interrupted = self.records.fail_interrupted_jobs()
+        interrupted = self.records.fail_interrupted_jobs(self.owner)
         if interrupted:
             log.warning("%d job(s) interrupted by the last shutdown were marked failed", interrupted)
 
     def submit(self, kind: str, params: dict[str, Any]) -> Job:
         parsed = parse_params(kind, params)
-        job = self.records.create_job(kind, parsed.model_dump(mode="json"))
+        job = self.records.create_job(kind, parsed.model_dump(mode="json"), owner=self.owner)
         with self._lock:
             self._cancel[job.id] = threading.Event()
         self._queue.put(job.id)
@@ -174,6 +175,8 @@ class JobManager:
                 last[0] = now
                 try:
                     self.records.update_job(job_id, progress=done / max(total, 1), message=f"{done}/{total}")
+                    if self.records.job(job_id).status == "cancelled":  # cancelled through another replica
+                        raise JobCancelled
                 except StoreUnavailable as exc:  # progress is informative only: keep computing
                     log.warning("job %s: progress not saved. %s", job_id, exc.message)
 

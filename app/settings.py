@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (default: none)."
+    )
+    replica_id: str = Field(
+        default_factory=socket.gethostname,
+        max_length=200,
+        description="Name of this replica among several sharing one database (its jobs are its own).",
     )
     hub_offline: bool = Field(
         False, description="Never contact a model hub; load only local paths or already cached ids."

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -156,6 +157,7 @@ def ensure_ready(engine: Engine) -> None:
         if state.tables != tables:
             try:
                 Base.metadata.create_all(engine)
+                _add_missing_columns(engine)
             except UNREACHABLE as exc:
                 raise unavailable(exc) from None
             state.tables = tables
@@ -171,6 +173,20 @@ def ensure_ready(engine: Engine) -> None:
                 state.hooks.pop(0)
         finally:
             state.running_in = None
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Additive upgrades of a database made by an older version: nullable columns that an existing table
+    lacks are added (``ALTER TABLE ... ADD COLUMN``); nothing is ever dropped or changed."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+                    log.warning("added column %s.%s (database from an older version)", table, column.name)
 
 
 def _forget_tables(engine: Engine) -> None:
@@ -236,6 +252,7 @@ class JobRow(Base):
     result_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the replica that runs it
 
 
 class HeadRow(Base):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -30,6 +30,7 @@ class Job:
     result_id: str | None
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None  # the replica that runs it
 
     def to_json(self) -> dict[str, Any]:
         body = dict(self.__dict__)
@@ -64,6 +65,7 @@ def _job(row: JobRow) -> Job:
         row.result_id,
         row.created_at,
         row.updated_at,
+        row.owner,
     )
 
 
@@ -96,10 +98,11 @@ class RecordStore:
                 raise NotFound(f"No {what} with id {key!r}.")
             return convert(row)
 
-    def create_job(self, kind: str, params: dict) -> Job:
+    def create_job(self, kind: str, params: dict, owner: str | None = None) -> Job:
         now = datetime.now(UTC)
         row = JobRow(
             id=new_id(),
+            owner=owner,
             kind=kind,
             params=params,
             status="queued",
@@ -141,12 +144,18 @@ class RecordStore:
                 )
             )
 
-    def fail_interrupted_jobs(self) -> int:
-        """Jobs left queued or running by a process that died are marked failed (they can be re-run)."""
+    def fail_interrupted_jobs(self, owner: str | None = None) -> int:
+        """Jobs left queued or running by a process that died are marked failed (they can be re-run).
+
+        With ``owner`` only that replica's jobs (and jobs of no replica) are touched: other replicas sharing
+        the database keep running theirs."""
+        mine = JobRow.status.in_(ACTIVE)
+        if owner is not None:
+            mine = mine & or_(JobRow.owner == owner, JobRow.owner.is_(None))
         with self._session() as session:
             result = session.execute(
                 update(JobRow)
-                .where(JobRow.status.in_(ACTIVE))
+                .where(mine)
                 .values(
                     status="failed",
                     message="interrupted: the server stopped before the job finished",
