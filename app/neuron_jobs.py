@@ -72,18 +72,18 @@ def run_index_neurons(runner: Runner, params: IndexNeuronsParams, progress: Prog
     stages = Stages(weights, progress)
     last = None
     for spec, sentences in zip(params.corpora, texts, strict=True):
-        with runner.lock:
-            last = build_index(
-                runner.loaded,
-                runner.neurons,
-                spec.name,
-                spec.path,
-                sentences,
-                k=params.k or settings.neuron_top_k,
-                batch_size=params.batch_size or settings.neuron_batch_size,
-                progress=stages.stage(spec.name),
-                max_tokens=params.max_tokens,
-            )
+        last = build_index(  # takes the model lock per batch: requests interleave with the build
+            runner.loaded,
+            runner.neurons,
+            spec.name,
+            spec.path,
+            sentences,
+            k=params.k or settings.neuron_top_k,
+            batch_size=params.batch_size or settings.neuron_batch_size,
+            progress=stages.stage(spec.name),
+            max_tokens=params.max_tokens,
+            lock=runner.lock,
+        )
     if not params.describe:
         return JobOutcome(result_id=last.id)
     names = [spec.name for spec in params.corpora]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from app.errors import InvalidInput, NotFound, StoreUnavailable
-from app.methods.neurons.index import build_index, build_state
+from app.methods.neurons.index import build_index, build_state, ffn_modules
 from app.methods.neurons.stats import HISTOGRAM_BINS, HISTOGRAM_SLOTS
+from app.neuron_jobs import IndexNeuronsParams, run_index_neurons
 from app.store.db import make_engine
 from app.store.neuron_tables import NeuronIndexRow, NeuronLayerRow, NeuronSentenceRow, NeuronSummaryRow
 from app.store.neurons import NeuronStore
-from tests.conftest import postgres_url, sqlite_url
+from tests.conftest import make_settings, postgres_url, sqlite_url
 from tests.test_neuron_index import CORPUS, K, _assert_same_state
 
 TABLES = (NeuronIndexRow, NeuronSentenceRow, NeuronLayerRow, NeuronSummaryRow)
@@ -118,6 +122,69 @@ def test_crash_keeps_the_last_checkpoint(tiny_bert, store):
     assert (info.status, info.sentences_done) == ("building", 8)
     finished = _build(tiny_bert, store)
     _assert_same_state(store.load_state(finished.id), build_state(tiny_bert, CORPUS, k=K, batch_size=4))
+
+
+def _other_thread_takes(lock: threading.Lock) -> bool:
+    """Whether another thread can take ``lock`` now (it releases it at once)."""
+    taken: list[bool] = []
+
+    def take() -> None:
+        if lock.acquire(timeout=10):
+            taken.append(True)
+            lock.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join()
+    return taken == [True]
+
+
+def test_model_lock_is_taken_per_batch_only(tiny_bert, store):
+    lock = threading.Lock()
+    held_at_forward: list[bool] = []  # the model lock at each batch's forward pass
+    free_between: list[bool] = []  # another thread took the lock while the build was in progress
+    held_at_write: list[bool] = []  # the model lock at each checkpoint / final write
+
+    def progress(done: int, total: int) -> None:
+        free_between.append(_other_thread_takes(lock))
+
+    def watching(write):
+        def watched(*args, **kwargs):
+            held_at_write.append(lock.locked())
+            return write(*args, **kwargs)
+
+        return watched
+
+    store.save_checkpoint = watching(store.save_checkpoint)
+    store.finish = watching(store.finish)
+    handle = ffn_modules(tiny_bert)[0].register_forward_hook(lambda *_: held_at_forward.append(lock.locked()))
+    try:
+        info = _build(tiny_bert, store, progress=progress, checkpoint_every=1, lock=lock)
+    finally:
+        handle.remove()
+    batches = -(-len(CORPUS) // 4)
+    assert held_at_forward == [True] * batches
+    assert free_between == [True] * batches
+    assert held_at_write == [False] * batches  # two checkpoints, then finish
+    assert not lock.locked()
+    _assert_same_state(store.load_state(info.id), build_state(tiny_bert, CORPUS, k=K, batch_size=4))
+
+
+def test_index_job_lets_requests_interleave(tiny_bert, store, tmp_path):
+    corpus = tmp_path / "toy.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    runner = SimpleNamespace(
+        settings=make_settings(tmp_path), loaded=tiny_bert, neurons=store, lock=threading.Lock()
+    )
+    free: list[bool] = []
+    params = IndexNeuronsParams(
+        corpora=[{"name": "toy", "path": str(corpus)}], k=K, batch_size=4, describe=False
+    )
+    outcome = run_index_neurons(
+        runner, params, lambda done, total: free.append(_other_thread_takes(runner.lock))
+    )
+    assert len(free) == -(-len(CORPUS) // 4) and all(free)
+    _assert_same_state(store.load_state(outcome.result_id), build_state(tiny_bert, CORPUS, k=K, batch_size=4))
 
 
 def test_finished_index_is_reused_or_refused(tiny_bert, store):

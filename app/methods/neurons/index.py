@@ -10,11 +10,15 @@ Special tokens ([CLS], [SEP], padding, and special tokens typed in the text) are
 
 The build checks ``should_stop()`` between batches, reports ``progress(done, total)`` after each, hands a
 checkpoint state to ``checkpoint(state)`` every ``checkpoint_every`` batches, and resumes from such a state.
+Given the model ``lock``, it holds it only while the model runs (tokenising the corpus, then one batch's
+forward pass with its hooks at a time), so that interactive requests interleave with a long build; progress
+reports, checkpoints and database writes happen outside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -53,6 +57,7 @@ MAX_K = 1000
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 Checkpoint = Callable[[IndexState], None]
+ModelLock = AbstractContextManager[object]
 
 
 def ffn_modules(loaded: LoadedModel) -> list[nn.Module]:
@@ -210,13 +215,17 @@ def build_state(
     should_stop: ShouldStop | None = None,
     checkpoint: Checkpoint | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    lock: ModelLock | None = None,
 ) -> IndexState:
     """Index ``sentences`` (or continue ``resume``); returns a partial state when ``should_stop()`` said so.
 
-    Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result.
+    Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result. The
+    model ``lock`` is taken per batch (see the module docstring).
     """
+    lock = nullcontext() if lock is None else lock
     state = _start_state(loaded, sentences, k, resume)
-    plan = plan_batches(loaded, sentences, batch_size, max_tokens)
+    with lock:
+        plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     if checkpoint_every < 1:
         raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
     accumulator = _Accumulator(state, loaded.device)
@@ -226,7 +235,8 @@ def build_state(
         for number, batch in enumerate(plan.batches(start=done), start=1):
             if should_stop is not None and should_stop():
                 break
-            accumulator.fold(loaded, batch, modules)
+            with lock:
+                accumulator.fold(loaded, batch, modules)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
@@ -247,10 +257,12 @@ def build_index(
     should_stop: ShouldStop | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     max_tokens: int | None = None,
+    lock: ModelLock | None = None,
 ) -> NeuronIndexInfo:
     """Build (or resume, or just return when already done) the stored index of ``corpus_name``.
 
-    Stopped builds leave a checkpoint and status ``building``; calling again continues from it.
+    Stopped builds leave a checkpoint and status ``building``; calling again continues from it. The model
+    ``lock`` is held per batch only: never while the store writes.
     """
     max_tokens = resolve_max_tokens(loaded, max_tokens)
     record, state = store.start_or_resume(
@@ -269,6 +281,7 @@ def build_index(
         should_stop=should_stop,
         checkpoint=partial(store.save_checkpoint, record.id),
         checkpoint_every=checkpoint_every,
+        lock=lock,
     )
     if not state.complete:
         return store.save_checkpoint(record.id, state)
