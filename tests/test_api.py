@@ -151,6 +151,9 @@ def test_unknown_ids_and_routes(client):
     _assert_error(client.get("/api/analyses/doesnotexist"), 404, "not_found")
     _assert_error(client.get("/api/nothing-here"), 404, "not_found")
     _assert_error(client.delete("/api/analyses/abc"), 405, "method_not_allowed")
+    # a 405 names every method of the path, also when they are separate routes (GET and POST /api/jobs)
+    assert client.delete("/api/analyses/abc").headers["allow"] == "GET"
+    assert client.delete("/api/jobs").headers["allow"] == "GET, POST"
     page = client.get("/a/doesnotexist")
     assert page.status_code == 404 and "text/html" in page.headers["content-type"]
     assert "No stored analysis" in page.text

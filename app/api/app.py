@@ -13,6 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
@@ -111,6 +112,7 @@ def _error(request: Request, status: int, code: str, message: str) -> Response:
 
 
 _STATUS_CODES = {
+    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -118,6 +120,18 @@ _STATUS_CODES = {
     413: "request_too_large",
     503: "unavailable",
 }
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method a route accepts at this path (Starlette's 405 names only the first matching route's,
+    but e.g. GET and POST /api/jobs are two routes)."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -140,7 +154,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return _error(request, exc.status_code, code, str(exc.detail))
+        response = _error(request, exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})  # e.g. the Allow header a 405 must carry
+        if exc.status_code == 405 and "Allow" in headers:
+            headers["Allow"] = _allowed_methods(request) or headers["Allow"]
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:

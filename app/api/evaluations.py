@@ -16,7 +16,7 @@ from app.job_kinds import JOB_KINDS
 from app.jobs import JobManager
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
-ADMIN_ERRORS = {status: ERRORS[422] for status in (401, 403, 404, 422, 503)}
+ADMIN_ERRORS = {status: ERRORS[422] for status in (400, 401, 403, 404, 422, 503)}
 
 
 class JobRequest(BaseModel):
@@ -46,12 +46,12 @@ def submit_job(body: JobRequest, jobs: JobManager = Depends(get_jobs)) -> NumpyJ
     return NumpyJSONResponse(jobs.submit(body.kind, body.params).to_json(), status_code=202)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=ERRORS)
 def list_jobs(jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
     return [job.to_json() for job in jobs.records.jobs()]
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=ERRORS)
 def get_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
     return jobs.records.job(job_id).to_json()
 
@@ -62,17 +62,17 @@ def cancel_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, A
     return jobs.cancel(job_id).to_json()
 
 
-@router.get("/evaluations")
+@router.get("/evaluations", responses=ERRORS)
 def list_evaluations(kind: str | None = None, jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
     return [evaluation.to_json() for evaluation in jobs.records.evaluations(kind)]
 
 
-@router.get("/evaluations/{evaluation_id}")
+@router.get("/evaluations/{evaluation_id}", responses=ERRORS)
 def get_evaluation(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
     return jobs.records.evaluation(evaluation_id).to_json()
 
 
-@router.get("/evaluations/{evaluation_id}/figure")
+@router.get("/evaluations/{evaluation_id}/figure", responses=ERRORS)
 def get_evaluation_figure(evaluation_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
     """Plotly figure and summary table of an evaluation (mixing: rho per layer; degradation: curves)."""
     evaluation = jobs.records.evaluation(evaluation_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import use_runner
 from app.api.responses import NumpyJSONResponse
@@ -46,12 +46,13 @@ class AnalysisOut(BaseModel):
     target: dict[str, Any] | None
     tokens: list[str]
     encoding: dict[str, Any]
-    result: dict[str, Any]
+    result: dict[str, Any] = Field(default_factory=dict, description="Left out with include_result=false.")
     created_at: str
     cached: bool | None = None
 
 
-ERRORS = {status: {"model": ErrorBody} for status in (404, 413, 422, 503)}
+# 400: a body that cannot be read at all (e.g. not UTF-8)
+ERRORS = {status: {"model": ErrorBody} for status in (400, 404, 413, 422, 503)}
 
 
 def method_json(method: Method) -> dict[str, Any]:
