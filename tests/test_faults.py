@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from app.api.app import create_app
-from app.store.db import make_engine
+from app.errors import StoreUnavailable
+from app.store.db import RETRY_AFTER_S, check_connection, make_engine
 from app.store.records import RecordStore
 from tests.conftest import make_settings, postgres_url
 from tests.tiny import wait_for_job
@@ -76,8 +77,11 @@ def _assert_unavailable(client: TestClient) -> None:
     assert client.get("/api/methods").status_code == 200
 
 
-def _assert_healthy(client: TestClient) -> None:
-    health = client.get("/api/health")
+def _assert_healthy(client: TestClient, timeout: float = 10.0) -> None:
+    """Healthy again soon after the database is back (a failed attempt is repeated after a second)."""
+    deadline = time.monotonic() + timeout
+    while (health := client.get("/api/health")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert health.status_code == 200, health.text
     assert (health.json()["status"], health.json()["database"]) == ("ok", "ok")
 
@@ -124,6 +128,23 @@ def test_sqlite_unreachable_at_start_then_created_lazily(tmp_path, tiny_bert):
         assert client.get("/api/jobs").json() == []
         assert _worker_alive(client)
     assert (tmp_path / "data" / "store.db").is_file()
+
+
+def test_failed_connection_is_not_retried_at_once(tmp_path):
+    """During an outage, requests answer 503 at once for a moment after a failed attempt instead of each
+    waiting for its own connection timeout (one at a time, as the tables are created under a lock)."""
+    (tmp_path / "data").write_text("not a folder")
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'store.db'}")
+    attempts = []
+    event.listen(engine, "do_connect", lambda *_: attempts.append(1))
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable, match=UNREACHABLE):
+            check_connection(engine)
+    assert len(attempts) == 1
+    time.sleep(RETRY_AFTER_S + 0.1)
+    (tmp_path / "data").unlink()
+    check_connection(engine)  # tried again after the pause, and the database answers
+    assert len(attempts) > 1
 
 
 def test_start_up_work_runs_at_the_first_successful_connection(tmp_path, tiny_bert):
@@ -267,6 +288,7 @@ def pg_url() -> Iterator[URL]:
         admin.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_cut_at_start_and_mid_job(tmp_path, tiny_bert, pg_url):
     """PostgreSQL behind a proxy that is cut at start, restored, cut again while a job runs, restored:

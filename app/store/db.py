@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ log = logging.getLogger("bertscope.store")
 UNREACHABLE = (OperationalError, InterfaceError)
 # seconds a PostgreSQL connection attempt may take before the request answers 503 (unless the URL says)
 CONNECT_TIMEOUT_S = 5
+# after a failed attempt to reach the database, how long requests answer 503 without trying again
+RETRY_AFTER_S = 1.0
 
 
 class Base(DeclarativeBase):
@@ -117,6 +120,8 @@ class _Readiness:
         self.tables: frozenset[str] = frozenset()
         self.hooks: list[Callable[[], None]] = []
         self.running_in: int | None = None  # thread running the hooks (their own sessions pass straight on)
+        self.failure: StoreUnavailable | None = None  # the last failed attempt to connect ...
+        self.retry_at = 0.0  # ... repeated without trying again until then (time.monotonic())
 
 
 _READINESS: WeakKeyDictionary[Engine, _Readiness] = WeakKeyDictionary()
@@ -155,12 +160,16 @@ def ensure_ready(engine: Engine) -> None:
             return
         tables = frozenset(Base.metadata.tables)
         if state.tables != tables:
+            # requests queued here during an outage fail at once instead of each waiting for a timeout
+            if state.failure is not None and time.monotonic() < state.retry_at:
+                raise StoreUnavailable(state.failure.message)
             try:
                 Base.metadata.create_all(engine)
                 _add_missing_columns(engine)
             except UNREACHABLE as exc:
-                raise unavailable(exc) from None
-            state.tables = tables
+                state.failure, state.retry_at = unavailable(exc), time.monotonic() + RETRY_AFTER_S
+                raise state.failure from None
+            state.tables, state.failure = tables, None
         state.running_in = threading.get_ident()
         try:
             while state.hooks:
