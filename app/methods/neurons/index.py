@@ -38,10 +38,9 @@ from app.methods.neurons.topk import (
     CANDIDATE_GROUP,
     EMPTY_KEY,
     MAX_SENTENCES,
+    RunningTopK,
     decode_keys,
     encode_keys,
-    fold_topk,
-    kth_values,
     sort_keys,
     tiebreak_codes,
 )
@@ -105,8 +104,8 @@ class _Accumulator:
         self.k = state.k
         filled = put(state.top_sentences >= 0)
         codes = tiebreak_codes(put(state.top_sentences.clip(0)), put(state.top_positions.clip(0)))
-        self.keys = encode_keys(put(state.top_values), codes).masked_fill(~filled, EMPTY_KEY)  # [l, u, k]
-        self.threshold = kth_values(self.keys)  # [layer, unit]: the k-th value, -inf while not full
+        keys = encode_keys(put(state.top_values), codes).masked_fill(~filled, EMPTY_KEY)  # [l, u, k]
+        self.top = [RunningTopK(layer_keys.clone()) for layer_keys in keys]
         self.total, self.total_squares = put(state.total), put(state.total_squares)
         self.minimum, self.maximum = put(state.minimum), put(state.maximum)
         self.histogram = put(state.histogram.transpose(0, 2, 1))  # [layer, slot, unit]
@@ -130,6 +129,7 @@ class _Accumulator:
             torch.index_select(flat, 0, self._token_index, out=x)
         else:
             x.copy_(flat.index_select(0, self._token_index))
+        group_max = padded.view(-1, CANDIDATE_GROUP, units).amax(1)  # [group, unit]
         fold_statistics(
             x,
             self.total[layer],
@@ -139,9 +139,9 @@ class _Accumulator:
             self.histogram[layer],
             self._workspace.get("scratch", shape, torch.float32),
             self._workspace.get("slots", shape, torch.int32),
+            group_max,
         )
-        self.keys[layer] = fold_topk(self.keys[layer], self.threshold[layer], x, self._codes, padded)
-        self.threshold[layer] = kth_values(self.keys[layer])
+        self.top[layer].fold(x, self._codes, padded, group_max)
         return output
 
     def fold(self, loaded: LoadedModel, batch: Batch, modules: list[nn.Module]) -> None:
@@ -167,7 +167,8 @@ class _Accumulator:
         def get(tensor: torch.Tensor) -> np.ndarray:
             return tensor.cpu().numpy().copy()
 
-        values, sentences, positions = (get(t) for t in decode_keys(sort_keys(self.keys)))
+        keys = torch.stack([top.flush() for top in self.top])  # [layer, unit, k]
+        values, sentences, positions = (get(t) for t in decode_keys(sort_keys(keys)))
         return IndexState(
             k=self.k,
             num_sentences=num_sentences,

@@ -63,18 +63,20 @@ def fold_statistics(
     histogram: torch.Tensor,
     scratch: torch.Tensor,
     slots: torch.Tensor,
+    group_max: torch.Tensor | None = None,
 ) -> None:
     """Add one batch of one layer, ``values`` [token, unit], to its running statistics, in place.
 
     ``total``, ``total_squares`` [unit] float64, ``minimum``, ``maximum`` [unit] float32, ``histogram``
     [slot, unit] int64 (slot-major: one ``bincount`` over slot * units + unit counts every neuron at
-    once); ``scratch`` float32 and ``slots`` int32 are reusable [token, unit] buffers.
+    once); ``scratch`` float32 and ``slots`` int32 are reusable [token, unit] buffers. ``group_max``
+    [group, unit], maxima over groups of tokens that the top-k computes anyway, saves a pass for the maximum.
     """
     units = values.shape[1]
     total += values.sum(0).double()
     total_squares += torch.mul(values, values, out=scratch).sum(0).double()
     torch.minimum(minimum, values.amin(0), out=minimum)
-    torch.maximum(maximum, values.amax(0), out=maximum)
+    torch.maximum(maximum, (values if group_max is None else group_max).amax(0), out=maximum)
     # floor(x / width) is exact in float32 (the width is a power of two), and so is slot * units + unit
     # while it stays below 2**24, i.e. for up to 239,000 units per layer
     unit_offsets = torch.arange(units, dtype=torch.float32, device=values.device) + _SLOT_OFFSET * units

@@ -88,98 +88,153 @@ def fold_topk(
     ``keys`` [unit, k] in any order, ``threshold`` [unit] their k-th values (:func:`kth_values`),
     ``values`` [token, unit] the batch activations, ``codes`` [token] from :func:`tiebreak_codes`,
     ``padded`` optionally :func:`pad_groups` of ``values`` (a caller with a reusable buffer saves a copy).
-    Only activations >= a unit's k-th value can enter. Units with at most k such candidates (nearly all,
-    once the top-k has seen a few batches) take them sparsely, found by testing the maximum of each group
-    of ``CANDIDATE_GROUP`` tokens first; the others (every unit in the first batch) take the batch's best
-    k (:func:`_dense_candidates`).
+    Only activations at or above a unit's admission bound (:func:`admission_bounds`) can enter; they are
+    found sparsely, group by group, and only they become keys.
     """
     k, units = keys.shape[1], values.shape[1]
     padded = pad_groups(values) if padded is None else padded
-    hit = padded.view(-1, CANDIDATE_GROUP, units).amax(1) >= threshold  # [group, unit]
-    heavy = hit.view(torch.uint8).sum(0, dtype=torch.int64) > k  # [unit]: more than k candidates, surely
-    hit &= ~heavy
-    rows, columns = _group_candidates(hit, values, threshold)
-    counts = torch.bincount(columns, minlength=units)  # [unit]
-    heavy |= counts > k
-    light = ~heavy[columns]
-    candidates = _by_unit(rows[light], columns[light], counts.masked_fill(heavy, 0), values, codes, k)
-    keys = merge_candidates(keys, candidates)
-    heavy_units = heavy.nonzero().squeeze(1)
-    if heavy_units.numel() == units:
-        keys = merge_candidates(keys, _dense_candidates(padded, values.shape[0], codes, threshold, k).T)
-    elif heavy_units.numel():
-        columns = padded.index_select(1, heavy_units)
-        dense = _dense_candidates(columns, values.shape[0], codes, threshold[heavy_units], k)
-        keys[heavy_units] = merge_candidates(keys[heavy_units], dense.T)
-    return keys
-
-
-def _group_candidates(
-    hit: torch.Tensor, values: torch.Tensor, threshold: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(token rows, units) of the activations >= threshold inside the ``hit`` [group, unit] groups."""
-    tokens, units = values.shape
-    flat = hit.view(-1).nonzero().squeeze(1)  # [hit]
-    columns = flat % units
-    rows = (flat // units)[:, None] * CANDIDATE_GROUP + torch.arange(CANDIDATE_GROUP, device=flat.device)
-    inside = rows < tokens  # [hit, group member]
-    rows = rows.clamp_(max=tokens - 1)
-    keep = (values[rows, columns[:, None]] >= threshold[columns, None]) & inside
-    return rows[keep], columns[:, None].expand_as(keep)[keep]
-
-
-def _by_unit(
-    rows: torch.Tensor,
-    columns: torch.Tensor,
-    counts: torch.Tensor,
-    values: torch.Tensor,
-    codes: torch.Tensor,
-    k: int,
-) -> torch.Tensor:
-    """Keys [unit, k] of the candidates (rows, columns), each unit's in its own row, EMPTY_KEY-padded."""
-    order = torch.argsort(columns, stable=True)
-    rows, columns = rows[order], columns[order]
-    starts = torch.cumsum(counts, 0) - counts  # [unit] first slot of each unit's candidates
-    rank = torch.arange(columns.shape[0], device=columns.device) - starts[columns]
-    padded = torch.full((values.shape[1], k), EMPTY_KEY, dtype=torch.int64, device=values.device)
-    padded[columns, rank] = encode_keys(values[rows, columns], codes[rows])
-    return padded
-
-
-def _dense_candidates(
-    padded: torch.Tensor, tokens: int, codes: torch.Tensor, threshold: torch.Tensor, k: int
-) -> torch.Tensor:
-    """Keys [k, unit] of each unit's best k tokens of a batch, for units with more than k candidates.
-
-    ``padded`` [group * CANDIDATE_GROUP, unit] holds ``tokens`` (> k) activations, then -inf. The best k
-    tokens lie in the k groups with the largest maxima, so a float ``topk`` ranks only those groups'
-    tokens. Wherever a choice could hinge on a float tie (equal k-th and (k+1)-th group maxima or values,
-    at or above the threshold), the unit is ranked by keys over all its tokens instead.
-    """
-    units = padded.shape[1]
-    members = torch.arange(CANDIDATE_GROUP, device=padded.device)[None, :, None]
     group_max = padded.view(-1, CANDIDATE_GROUP, units).amax(1)  # [group, unit]
-    if group_max.shape[0] > k:
-        best, groups = torch.topk(group_max, k + 1, dim=0)  # [k + 1, unit]
-        tied = (best[k - 1] == best[k]) & (best[k - 1] >= threshold)
-        rows = (groups[:k, None, :] * CANDIDATE_GROUP + members).reshape(-1, units)  # [k * group, unit]
-    else:
-        tied = torch.zeros(units, dtype=torch.bool, device=padded.device)
-        rows = torch.arange(padded.shape[0], device=padded.device)[:, None].expand(-1, units)
-    top_values, top = torch.topk(padded.gather(0, rows), k + 1, dim=0)  # [k + 1, unit]
-    top_rows = rows.gather(0, top[:k]).clamp_(max=tokens - 1)  # padding never ranks in the best k
-    keys = encode_keys(top_values[:k], codes[top_rows])
-    tied |= (top_values[k - 1] == top_values[k]) & (top_values[k - 1] >= threshold)
-    tied_units = tied.nonzero().squeeze(1)
-    if tied_units.numel():
-        keys[:, tied_units] = exact_candidates(padded[:tokens].index_select(1, tied_units), codes, k)
+    bounds, hit = admission_bounds(group_max, threshold, k)
+    unit_ids, candidate_keys = _candidates(padded, values.shape[0], hit, bounds, codes)
+    return merge_by_unit(keys, unit_ids, candidate_keys)
+
+
+def admission_bounds(
+    group_max: torch.Tensor, threshold: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per unit the least activation that can enter its top-k, and which groups reach it [unit, group].
+
+    The bound is the running k-th value, raised for a unit where more than k groups reach it (every unit
+    in the first batch) to its k-th largest group maximum: k distinct tokens reach that, so the batch's
+    best k all lie at or above it, and at most a few times k tokens do.
+    """
+    groups, units = group_max.shape
+    hit = torch.empty((units, groups), dtype=torch.bool, device=group_max.device)
+    torch.ge(group_max.T, threshold[:, None], out=hit)  # [unit, group]: unit-major, for _candidates
+    crowded = (hit.sum(1) > k).nonzero().squeeze(1)
+    if crowded.numel() == 0:
+        return threshold, hit
+    column_max = group_max.index_select(1, crowded)  # [group, crowded]
+    kth_group_max = torch.topk(column_max, k, dim=0, sorted=False).values.amin(0)
+    bounds = threshold.clone()
+    bounds[crowded] = torch.maximum(threshold[crowded], kth_group_max)
+    hit[crowded] = column_max.T >= bounds[crowded, None]
+    return bounds, hit
+
+
+def _candidates(
+    padded: torch.Tensor, tokens: int, hit: torch.Tensor, bounds: torch.Tensor, codes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(units [candidate], keys [candidate]) of the activations >= bound inside the ``hit`` groups.
+
+    Candidates come ordered by unit (``hit`` is unit-major).
+    """
+    units, groups = hit.shape
+    flat = hit.view(-1).nonzero().squeeze(1)  # [hit group] unit * groups + group
+    unit_ids = torch.div(flat, groups, rounding_mode="floor")
+    start = (flat - unit_ids * groups) * (CANDIDATE_GROUP * units) + unit_ids  # first member's flat index
+    members = torch.arange(CANDIDATE_GROUP, device=flat.device) * units
+    index = start[:, None] + members  # [hit group, member] flat index into padded
+    found = padded.view(-1).take(index)
+    keep = (found >= bounds[unit_ids, None]) & (index < tokens * units)  # padding rows never count
+    chosen = keep.view(-1).nonzero().squeeze(1)
+    index = index.view(-1)[chosen]
+    keys = encode_keys(found.view(-1)[chosen], codes[torch.div(index, units, rounding_mode="floor")])
+    return unit_ids[torch.div(chosen, CANDIDATE_GROUP, rounding_mode="floor")], keys
+
+
+def merge_by_unit(keys: torch.Tensor, unit_ids: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Fold candidate keys [candidate] of units ``unit_ids`` (sorted) into running top-k keys [unit, k].
+
+    Only the units with candidates are merged, laid out one unit per row, as wide as the busiest unit but
+    at most 2k (reading the width waits for the device once); a unit with more (many tokens tied) first
+    ranks its own.
+    """
+    units, k = keys.shape
+    if unit_ids.numel() == 0:
+        return keys
+    counts = torch.bincount(unit_ids, minlength=units)  # [unit]
+    touched = counts > 0
+    rows = touched.nonzero().squeeze(1)  # [row] the units with candidates
+    row_of = torch.cumsum(touched, 0) - 1  # [unit] its row
+    starts = torch.cumsum(counts, 0) - counts  # [unit] first candidate of each unit
+    rank = torch.arange(unit_ids.shape[0], device=unit_ids.device) - starts[unit_ids]
+    width, cap = int(counts.max()), 2 * k
+    laid = torch.full((rows.shape[0], min(width, cap)), EMPTY_KEY, dtype=torch.int64, device=keys.device)
+    if width > cap:
+        wide = counts > cap
+        wide_units = wide.nonzero().squeeze(1)
+        in_wide = wide[unit_ids]
+        block = torch.full((wide_units.shape[0], width), EMPTY_KEY, dtype=torch.int64, device=keys.device)
+        slot = torch.cumsum(wide, 0) - 1  # [unit] row of a wide unit in ``block``
+        block[slot[unit_ids[in_wide]], rank[in_wide]] = candidates[in_wide]
+        laid[row_of[wide_units], :k] = torch.topk(block, k, dim=1, sorted=False).values
+        narrow = ~in_wide
+        unit_ids, rank, candidates = unit_ids[narrow], rank[narrow], candidates[narrow]
+    laid[row_of[unit_ids], rank] = candidates
+    if rows.shape[0] == units:
+        return merge_candidates(keys, laid)
+    keys = keys.clone()
+    keys[rows] = merge_candidates(keys[rows], laid)
     return keys
 
 
-def exact_candidates(values: torch.Tensor, codes: torch.Tensor, k: int) -> torch.Tensor:
-    """Keys [min(k, token), unit] of each unit's best ``k`` tokens, ranked by keys over all tokens."""
-    keys = encode_keys(values, codes[:, None])  # [token, unit]
-    return torch.topk(keys, min(k, values.shape[0]), dim=0).values
+class RunningTopK:
+    """The running top-k keys [unit, k] of one layer; candidates wait per unit and merge in bulk.
+
+    A merge ranks a whole row however few candidates arrived, so each unit gathers up to k candidates over
+    several batches and merges when the next batch would overflow its buffer (units with more than k
+    candidates in one batch merge at once). Its admission threshold moves at its merges only: admitting a
+    few more candidates than necessary changes nothing, so the result is exact (:meth:`flush` before
+    reading ``keys``).
+    """
+
+    def __init__(self, keys: torch.Tensor) -> None:
+        self.keys = keys  # [unit, k]
+        self.threshold = kth_values(keys)  # [unit]
+        self.pending = torch.full_like(keys, EMPTY_KEY)  # [unit, k] candidates not merged yet
+        self.filled = torch.zeros(keys.shape[0], dtype=torch.int64, device=keys.device)  # [unit]
+
+    def fold(
+        self, values: torch.Tensor, codes: torch.Tensor, padded: torch.Tensor, group_max: torch.Tensor
+    ) -> None:
+        """Add one batch: ``values`` [token, unit], ``padded`` and ``group_max`` as in :func:`fold_topk`."""
+        units, k = self.keys.shape
+        bounds, hit = admission_bounds(group_max, self.threshold, k)
+        unit_ids, candidates = _candidates(padded, values.shape[0], hit, bounds, codes)
+        if unit_ids.numel() == 0:
+            return
+        counts = torch.bincount(unit_ids, minlength=units)  # [unit]
+        crowded = counts > k
+        overflow = (self.filled + counts > k) & ~crowded
+        if bool(overflow.any()):
+            self._merge(overflow.nonzero().squeeze(1))
+        if bool(crowded.any()):
+            rows = crowded.nonzero().squeeze(1)
+            direct = crowded[unit_ids]
+            row_of = torch.cumsum(crowded, 0) - 1  # [unit] its row among the crowded
+            merged = merge_by_unit(self.keys[rows], row_of[unit_ids[direct]], candidates[direct])
+            self.keys[rows] = merged
+            self.threshold[rows] = kth_values(merged)
+            unit_ids, candidates = unit_ids[~direct], candidates[~direct]
+            counts = counts.masked_fill(crowded, 0)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(unit_ids.shape[0], device=unit_ids.device) - starts[unit_ids]
+        self.pending[unit_ids, self.filled[unit_ids] + rank] = candidates
+        self.filled += counts
+
+    def flush(self) -> torch.Tensor:
+        """Merge every waiting candidate; returns ``keys``."""
+        self._merge((self.filled > 0).nonzero().squeeze(1))
+        return self.keys
+
+    def _merge(self, rows: torch.Tensor) -> None:
+        if rows.numel() == 0:
+            return
+        self.keys[rows] = merged = merge_candidates(self.keys[rows], self.pending[rows])
+        self.threshold[rows] = kth_values(merged)
+        self.pending[rows] = EMPTY_KEY
+        self.filled[rows] = 0
 
 
 def merge_candidates(keys: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
