@@ -6,9 +6,12 @@ are the float32 activation mapped to an order-preserving int32, the low 32 bits 
 (sentence, position) code. Keys are unique per neuron, so ``torch.topk`` over keys is exact and
 reproducible whatever the batch composition, and shards merge to the same answer as one pass.
 
-Per batch only activations at or above a unit's current k-th value can enter its top-k; after the first
-few batches they are a handful per unit, so they are gathered sparsely and only they become keys
-(:func:`fold_topk`). A float ``topk`` is used only where its choice cannot hinge on a tie.
+Per batch only activations at or above a unit's admission bound (its current k-th value, raised to its
+k-th largest group maximum where many groups reach it) can enter its top-k; they are found sparsely by
+testing the maximum of each group of ``CANDIDATE_GROUP`` tokens first, and only they become keys
+(:func:`fold_topk`). A build keeps a :class:`RunningTopK` per layer, which buffers each unit's candidates
+over several batches and merges them in bulk, since a merge costs a ranking of the whole row. Every
+ranking is over keys, so no choice hinges on a float tie.
 """
 
 from __future__ import annotations
