@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -71,14 +72,12 @@ def test_concurrent_batched_results_equal_unbatched(tmp_path, tiny_bert):
     plain = _runner(tmp_path, tiny_bert, "plain", batching=False)
     batched = _runner(tmp_path, tiny_bert, "batched", batching=True, batch_wait_ms=200, batch_max_size=64)
     requests = [AnalysisRequest(method=m, text=t) for m in BATCHABLE for t in SENTENCES]
-    barrier = threading.Barrier(len(requests))
-
-    def together(request):
-        barrier.wait()
-        return batched.analyze(request)[0]
-
+    batched.lock.acquire()  # as if a hook-mutating method were running: the requests pile up meanwhile
     with ThreadPoolExecutor(len(requests)) as pool:
-        concurrent = list(pool.map(together, requests))
+        futures = [pool.submit(batched.analyze, request) for request in requests]
+        time.sleep(0.5)
+        batched.lock.release()
+        concurrent = [future.result(timeout=60)[0] for future in futures]
     assert batched.batcher.stats.largest > 1, batched.batcher.stats  # requests really shared batches
     assert batched.batcher.stats.items == len(requests)
     for request, got in zip(requests, concurrent, strict=True):
@@ -144,11 +143,19 @@ def test_batches_respect_the_padded_token_budget(tiny_bert):
         lambda: tiny_bert, threading.Lock(), max_batch=64, wait_seconds=1.0, max_tokens=40, run_batch=record
     )
     inputs = _inputs(tiny_bert)
-    with ThreadPoolExecutor(len(inputs)) as pool:
-        list(pool.map(batcher.clean_pass, inputs))
+    _all_at_once(batcher, inputs)
     batcher.close()
     assert sorted(length for chunk in seen for length in chunk) == sorted(i.length for i in inputs)
+    assert max(len(chunk) for chunk in seen) > 1
     assert all(len(chunk) * max(chunk) <= 40 or len(chunk) == 1 for chunk in seen)
+
+
+def _all_at_once(batcher: MicroBatcher, inputs):
+    """Announce every request first (as the runner does while encoding), then send them from threads."""
+    with ExitStack() as stack:
+        tickets = [stack.enter_context(batcher.expecting()) for _ in inputs]
+        with ThreadPoolExecutor(len(inputs)) as pool:
+            return list(pool.map(lambda ticket, encoded: ticket.clean_pass(encoded), tickets, inputs))
 
 
 def _oom_when_larger_than(limit: int):
@@ -170,8 +177,7 @@ def test_out_of_memory_splits_the_batch_and_retries(tiny_bert):
         run_batch=_oom_when_larger_than(20),
     )
     inputs = _inputs(tiny_bert)
-    with ThreadPoolExecutor(len(inputs)) as pool:
-        results = list(pool.map(batcher.clean_pass, inputs))
+    results = _all_at_once(batcher, inputs)
     batcher.close()
     assert batcher.stats.splits >= 1
     for encoded, got in zip(inputs, results, strict=True):
