@@ -193,14 +193,20 @@ def cache_check(base: str) -> None:
     print(f"-> hit {miss / hit:.0f}x faster")
 
 
+def quarters(samples: list[float]) -> list[float]:
+    """The samples at 0, 25, 50, 75 and 100% of the run (memory growth that levels off vs a leak)."""
+    last = len(samples) - 1
+    return [samples[round(last * q)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
+
+
 def report(outcomes: list[Outcome]) -> None:
     columns = ["mode", "requests", "errors", "seconds", "req/s", "p50 ms", "p95 ms", "p99 ms"]
-    columns += ["RSS start/end/peak MiB", "batches"]
+    columns += ["RSS MiB at 0/25/50/75/100% of the run", "batches"]
     print("| " + " | ".join(columns) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for o in outcomes:
         rate = len(o.latencies) / o.seconds if o.seconds else 0.0
-        memory = f"{o.rss_mb[0]:.0f} / {o.rss_mb[-1]:.0f} / {max(o.rss_mb):.0f}" if o.rss_mb else "n/a"
+        memory = " / ".join(f"{value:.0f}" for value in quarters(o.rss_mb)) if o.rss_mb else "n/a"
         stats = o.batching
         batches = (
             f"{stats.get('batches')} (mean {stats.get('mean_size')}, max {stats.get('largest')})"
