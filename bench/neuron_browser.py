@@ -1,0 +1,96 @@
+"""Neuron browser speed on a BERT-base-sized index (12 layers x 3,072 units = 36,864 neurons).
+
+    python -m bench.neuron_browser [--sentences 400] [--repeats 20] [--keep DIR]
+
+Builds a randomly initialised BERT-base-sized checkpoint (the embedded model's tokenizer, so the vocabulary is
+real), starts ``bertscope serve`` on it, indexes and describes the shipped sample corpus through the
+``index_neurons`` job (offline describer), then times what the neuron browser asks for: the first page, a
+layer filter, sort by consistency, a descriptor search, a deep page, one neuron's page data (with the live
+forward pass that shades its exemplars), and the HTML pages. Medians over ``--repeats`` requests each.
+Random weights describe nothing in particular; the point is the size of the tables, not the descriptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from app.methods.neurons.corpora import SAMPLE_CORPUS
+from app.modeling.loading import embedded_model_path
+from bench.load import start_server
+
+
+def make_checkpoint(directory: Path) -> Path:
+    """Random BERT-base-sized weights with the embedded (uncased WordPiece) tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, attn_implementation="eager")
+    model = BertModel(config)
+    model.config.architectures = ["BertModel"]
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def median_ms(http: httpx.Client, url: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = http.get(url)
+        times.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sentences", type=int, default=405, help="sentences of the sample corpus to index")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        checkpoint = make_checkpoint(directory / "bert-base-random")
+        process, base = start_server(directory, batching=True, device="cpu", model=str(checkpoint))
+        try:
+            with httpx.Client(base_url=base, timeout=600) as http:
+                started = time.perf_counter()
+                corpus = {"name": "sample", "path": str(SAMPLE_CORPUS), "limit": args.sentences}
+                job = http.post("/api/jobs", json={"kind": "index_neurons", "params": {"corpora": [corpus]}})
+                job_id = job.json()["id"]
+                while (state := http.get(f"/api/jobs/{job_id}").json())["status"] in ("queued", "running"):
+                    time.sleep(2)
+                if state["status"] != "done":
+                    raise SystemExit(f"index job {state['status']}: {state['message']}")
+                print(f"index + describe: {time.perf_counter() - started:.0f} s")
+                first = http.get("/api/neurons", params={"limit": 1}).json()
+                item = first["items"][0]
+                term = next(iter(item["descriptors"].values()))[0]["descriptor"].split()[0]
+                print(f"neurons: {first['total']}; search term: {term!r}")
+                routes = {
+                    "first page (50, by score)": "/api/neurons?limit=50",
+                    "layer 7": "/api/neurons?layer=7&limit=50",
+                    "sort by consistency": "/api/neurons?sort=consistency&limit=50",
+                    f"search {term!r}": f"/api/neurons?q={term}&limit=50",
+                    "page at offset 30,000": "/api/neurons?offset=30000&limit=50",
+                    "one neuron (with live shading)": f"/api/neurons/{item['layer']}/{item['unit']}",
+                    "page /neurons (HTML)": "/neurons",
+                    "page /neurons/L/U (HTML)": f"/neurons/{item['layer']}/{item['unit']}",
+                }
+                print("| request | median ms |")
+                print("| --- | --- |")
+                for name, url in routes.items():
+                    print(f"| {name} | {median_ms(http, url, args.repeats):.1f} |")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
