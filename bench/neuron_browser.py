@@ -47,6 +47,44 @@ def median_ms(http: httpx.Client, url: str, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def browser_timings(base: str, term: str, item: dict, repeats: int) -> None:
+    """What a user waits for in Chromium: the table filled, a search answered, a neuron page drawn."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("(playwright not installed: no browser timings)")
+        return
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    steps: dict[str, list[float]] = {
+        "/neurons: table filled": [],
+        "search answered": [],
+        "neuron page drawn": [],
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args, headless=True)
+        page = browser.new_page()
+        for _ in range(max(3, repeats // 4)):
+            started = time.perf_counter()
+            page.goto(f"{base}/neurons")
+            page.wait_for_selector("#neuron-table tbody tr")
+            steps["/neurons: table filled"].append(time.perf_counter() - started)
+            before = page.inner_text("#neuron-status")
+            started = time.perf_counter()
+            page.fill("#neuron-q", term)
+            page.click("#neuron-filter button[type='submit']")
+            page.wait_for_function(f"document.getElementById('neuron-status').textContent !== {before!r}")
+            steps["search answered"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            page.goto(f"{base}/neurons/{item['layer']}/{item['unit']}")
+            page.wait_for_selector(".corpus-column .main-svg")
+            steps["neuron page drawn"].append(time.perf_counter() - started)
+        browser.close()
+    print("| in Chromium | median ms |")
+    print("| --- | --- |")
+    for name, times in steps.items():
+        print(f"| {name} | {statistics.median(times) * 1000:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -87,6 +125,7 @@ def main() -> None:
                 print("| --- | --- |")
                 for name, url in routes.items():
                     print(f"| {name} | {median_ms(http, url, args.repeats):.1f} |")
+                browser_timings(base, term, item, args.repeats)
         finally:
             process.terminate()
             process.wait(timeout=30)
