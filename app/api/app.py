@@ -18,6 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
 from app.api import evaluations, neurons, pages, probes, routes
+from app.api.admin import admin_mode
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.responses import NumpyJSONResponse, error_response
@@ -53,6 +54,12 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         except StoreUnavailable as exc:
             log.warning("%s The server starts anyway and connects when the database is back.", exc.message)
         log.info("bertscope ready: %s on %s", model.name, model.device)
+        if admin_mode(settings) == "disabled":
+            log.warning(
+                "Admin operations (jobs, loading another model) are disabled: the server listens on %s "
+                "without BERTSCOPE_ADMIN_TOKEN.",
+                settings.host,
+            )
         yield
         jobs.stop()
         runner.close()
