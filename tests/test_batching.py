@@ -139,15 +139,25 @@ def test_batches_respect_the_padded_token_budget(tiny_bert):
         seen.append([item.length for item in batch])
         return clean_passes(loaded, batch, ffn=ffn)
 
-    batcher = MicroBatcher(
-        lambda: tiny_bert, threading.Lock(), max_batch=64, wait_seconds=1.0, max_tokens=40, run_batch=record
-    )
+    batcher = _batcher(tiny_bert, record, max_tokens=40)
     inputs = _inputs(tiny_bert)
     _all_at_once(batcher, inputs)
     batcher.close()
     assert sorted(length for chunk in seen for length in chunk) == sorted(i.length for i in inputs)
     assert max(len(chunk) for chunk in seen) > 1
     assert all(len(chunk) * max(chunk) <= 40 or len(chunk) == 1 for chunk in seen)
+
+
+def _batcher(loaded, run_batch, *, max_tokens: int) -> MicroBatcher:
+    """A batcher with its own lock that waits up to a second for announced requests."""
+    return MicroBatcher(
+        lambda: loaded,
+        threading.Lock(),
+        max_batch=64,
+        wait_seconds=1.0,
+        max_tokens=max_tokens,
+        run_batch=run_batch,
+    )
 
 
 def _all_at_once(batcher: MicroBatcher, inputs):
@@ -168,14 +178,7 @@ def _oom_when_larger_than(limit: int):
 
 
 def test_out_of_memory_splits_the_batch_and_retries(tiny_bert):
-    batcher = MicroBatcher(
-        lambda: tiny_bert,
-        threading.Lock(),
-        max_batch=64,
-        wait_seconds=1.0,
-        max_tokens=10_000,
-        run_batch=_oom_when_larger_than(20),
-    )
+    batcher = _batcher(tiny_bert, _oom_when_larger_than(20), max_tokens=10_000)
     inputs = _inputs(tiny_bert)
     results = _all_at_once(batcher, inputs)
     batcher.close()
@@ -187,14 +190,7 @@ def test_out_of_memory_splits_the_batch_and_retries(tiny_bert):
 
 
 def test_out_of_memory_on_one_input_is_a_clear_503(tiny_bert):
-    batcher = MicroBatcher(
-        lambda: tiny_bert,
-        threading.Lock(),
-        max_batch=8,
-        wait_seconds=0.0,
-        max_tokens=10_000,
-        run_batch=_oom_when_larger_than(0),
-    )
+    batcher = _batcher(tiny_bert, _oom_when_larger_than(0), max_tokens=10_000)
     with pytest.raises(DeviceOutOfMemory, match="ran out of memory") as raised:
         batcher.clean_pass(_inputs(tiny_bert)[0])
     assert raised.value.status == 503

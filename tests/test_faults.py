@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,10 +18,9 @@ from app.errors import StoreUnavailable
 from app.store.db import RETRY_AFTER_S, check_connection, make_engine
 from app.store.records import RecordStore
 from tests.conftest import make_settings, postgres_url
-from tests.tiny import wait_for_job
+from tests.tiny import slow_index_job, wait_for_job, write_corpus
 
 TEXT = "the cat sat on the mat"
-WORDS = "the cat sat on a mat and dog was very good bad movie this it not".split()
 UNREACHABLE = "cannot be reached"
 
 # every store-using endpoint and page, with a request that reaches the store (ids need not exist: the
@@ -95,20 +93,6 @@ def _analyse(client: TestClient, text_: str = TEXT) -> dict:
 def _worker_alive(client: TestClient) -> bool:
     thread = client.app.state.jobs._thread
     return thread is not None and thread.is_alive()
-
-
-def _write_corpus(path: Path, count: int) -> Path:
-    rows = (" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(10)) for i in range(count))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-def _index_job(corpus: Path) -> dict:
-    """A neuron index job on the tiny BERT that runs for several seconds (one sentence per batch)."""
-    return {
-        "kind": "index_neurons",
-        "params": {"corpora": [{"name": "faults", "path": str(corpus)}], "describe": False, "batch_size": 1},
-    }
 
 
 def test_sqlite_unreachable_at_start_then_created_lazily(tmp_path, tiny_bert):
@@ -196,8 +180,8 @@ def test_sqlite_lost_mid_run_then_back(tmp_path, tiny_bert):
         _assert_healthy(client)
         assert client.get(f"/api/analyses/{before['id']}").json()["result"] == before["result"]
         _analyse(client, "the dog was very good")
-        corpus = _write_corpus(tmp_path / "small.txt", 20)
-        job = client.post("/api/jobs", json=_index_job(corpus)).json()
+        corpus = write_corpus(tmp_path / "small.txt", 20)
+        job = client.post("/api/jobs", json=slow_index_job(corpus, "faults")).json()
         assert wait_for_job(client, job["id"])["status"] == "done"
         assert _worker_alive(client)
 
@@ -303,8 +287,8 @@ def test_postgres_cut_at_start_and_mid_job(tmp_path, tiny_bert, pg_url):
             proxy.restore()
             _assert_healthy(client)
             stored = _analyse(client)
-            corpus = _write_corpus(tmp_path / "corpus.txt", 2000)
-            job = client.post("/api/jobs", json=_index_job(corpus)).json()
+            corpus = write_corpus(tmp_path / "corpus.txt", 2000)
+            job = client.post("/api/jobs", json=slow_index_job(corpus, "faults")).json()
             deadline = time.monotonic() + 60
             while (now := client.get(f"/api/jobs/{job['id']}").json())["progress"] < 0.05:
                 assert now["status"] in ("queued", "running") and time.monotonic() < deadline, now
@@ -321,7 +305,7 @@ def test_postgres_cut_at_start_and_mid_job(tmp_path, tiny_bert, pg_url):
             if first["status"] == "failed":
                 assert "database is unavailable" in first["message"], first
             assert _worker_alive(client)
-            again = client.post("/api/jobs", json=_index_job(corpus)).json()
+            again = client.post("/api/jobs", json=slow_index_job(corpus, "faults")).json()
             assert wait_for_job(client, again["id"], timeout=120)["status"] == "done"
             indexes = client.get("/api/neurons/summary").json()["indexes"]
             assert [(info["corpus"], info["status"]) for info in indexes] == [("faults", "done")]

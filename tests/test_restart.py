@@ -12,26 +12,11 @@ import pytest
 
 from tests.conftest import sqlite_url
 from tests.server import started_server
-from tests.tiny import save_checkpoint
+from tests.tiny import save_checkpoint, slow_index_job, write_corpus
 
 pytestmark = pytest.mark.slow
 
-WORDS = "the cat sat on a mat and dog was very good bad movie this it not".split()
 SENTENCES = 3000
-
-
-def _corpus(path: Path) -> Path:
-    rows = (" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(10)) for i in range(SENTENCES))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-def _index_job(corpus: Path) -> dict:
-    """Indexes every neuron of the tiny BERT over the corpus, one sentence per batch (runs for seconds)."""
-    return {
-        "kind": "index_neurons",
-        "params": {"corpora": [{"name": "killed", "path": str(corpus)}], "describe": False, "batch_size": 1},
-    }
 
 
 def _wait(http: httpx.Client, job_id: str, until, timeout: float = 180.0) -> dict:
@@ -49,10 +34,10 @@ def _rows(database: Path, query: str) -> list[tuple]:
 
 def test_job_killed_mid_way_is_failed_and_can_be_run_again(tmp_path):
     model = str(save_checkpoint(tmp_path / "model"))
-    corpus = _corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt", SENTENCES)
     url = sqlite_url(tmp_path)
     with started_server(url, model=model) as server, httpx.Client(base_url=server.base, timeout=30) as http:
-        job = http.post("/api/jobs", json=_index_job(corpus)).json()
+        job = http.post("/api/jobs", json=slow_index_job(corpus, "killed")).json()
         running = _wait(http, job["id"], lambda j: j["status"] != "queued" and j["progress"] >= 0.1)
         assert running["status"] == "running", running
         server.process.send_signal(signal.SIGKILL)
@@ -72,7 +57,7 @@ def test_job_killed_mid_way_is_failed_and_can_be_run_again(tmp_path):
         indexes = http.get("/api/neurons/summary").json()["indexes"]
         assert [info["status"] for info in indexes] == ["building"]
         assert 0 < indexes[0]["sentences_done"] < SENTENCES
-        again = http.post("/api/jobs", json=_index_job(corpus))
+        again = http.post("/api/jobs", json=slow_index_job(corpus, "killed"))
         assert again.status_code in (200, 201, 202), again.text
         done = _wait(http, again.json()["id"], lambda j: j["status"] in ("done", "failed", "cancelled"))
         assert done["status"] == "done" and done["result_id"] == indexes[0]["id"], done

@@ -130,3 +130,23 @@ def wait_for_job(client, job_id: str, timeout: float = 60.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
         time.sleep(0.1)
+
+
+CORPUS_WORDS = "the cat sat on a mat and dog was very good bad movie this it not".split()
+
+
+def write_corpus(path: Path, count: int) -> Path:
+    """``count`` ten-word sentences over the tiny vocabulary, one per line."""
+    rows = (
+        " ".join(CORPUS_WORDS[(i * 7 + j * 3) % len(CORPUS_WORDS)] for j in range(10)) for i in range(count)
+    )
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def slow_index_job(corpus: Path, name: str) -> dict:
+    """A neuron index job that runs for seconds on a tiny model (one sentence per batch, no describing)."""
+    return {
+        "kind": "index_neurons",
+        "params": {"corpora": [{"name": name, "path": str(corpus)}], "describe": False, "batch_size": 1},
+    }
