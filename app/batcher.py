@@ -71,7 +71,7 @@ class _Request:
 
 @dataclass
 class BatchStats:
-    """What the batcher has done so far (shown by /api/health)."""
+    """What the batcher has done so far (shown by GET /api/model)."""
 
     batches: int = 0
     items: int = 0

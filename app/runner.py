@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,9 @@ class Runner:
         self.treebanks = TreebankLookup()
         self.settings = settings
         self.lock = threading.Lock()  # the model: held only while it computes, never to store or render
-        self._model_users = ReadersWriter()  # requests read ``self.loaded``; a model swap writes it
+        self._model_users = ReadersWriter()
+        self._flights: dict[str, threading.Event] = {}  # cache keys being computed now
+        self._flights_lock = threading.Lock()  # requests read ``self.loaded``; a model swap writes it
         self._tokenizer_lock = threading.Lock()  # fast tokenizers refuse concurrent calls
         self.batcher = (
             MicroBatcher(
@@ -197,6 +200,17 @@ class Runner:
         cached = self.store.find(key)
         if cached is not None:
             return cached, True
+        with self._single_flight(key) as leader:
+            if not leader:  # an identical request just finished: its stored result is ours
+                cached = self.store.find(key)
+                if cached is not None:
+                    return cached, True
+            return self._compute(method, request, params, probes, key), False
+
+    def _compute(
+        self, method: Method, request: AnalysisRequest, params: BaseModel, probes: ProbeSet | None, key: str
+    ) -> StoredAnalysis:
+        """Run the method on the request and store the analysis under ``key``."""
         if self.batcher is not None and getattr(method, "batchable", False):
             encoded, target, result = self._run_batched(method, request)
         else:
@@ -205,7 +219,7 @@ class Runner:
             model=self.loaded.describe(),
             method=method.name,
             method_version=method.version,
-            params=params_json,
+            params=params.model_dump(mode="json"),
             target=None
             if target is None or probes is not None
             else {**target.describe(), "spec": target.spec.model_dump(mode="json")},
@@ -216,7 +230,27 @@ class Runner:
             result=result.to_dict(),
             cache_key=key,
         )
-        return self.store.save(analysis), False
+        return self.store.save(analysis)
+
+    @contextmanager
+    def _single_flight(self, key: str) -> Iterator[bool]:
+        """Identical requests arriving together compute once: the first leads (yields True), the others
+        wait for it (yield False) and then read the store; if the leader failed they compute themselves."""
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = threading.Event()
+        if not leader:
+            flight.wait()
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+            flight.set()
 
     def _run_batched(self, method: Method, request: AnalysisRequest) -> tuple[Encoded, None, Result]:
         """A method that needs only the clean pass: the pass joins a micro-batch; the rest runs unlocked."""

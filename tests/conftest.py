@@ -52,7 +52,7 @@ def make_settings(directory: Path, **overrides: object) -> Settings:
 def client(tmp_path: Path, tiny_bert: LoadedModel) -> Iterator[TestClient]:
     """The real app (middleware, routes, pages, store) on the tiny BERT and a fresh SQLite file."""
     app = create_app(make_settings(tmp_path), tiny_bert)
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 

@@ -101,7 +101,9 @@ def test_sqlite_unreachable_at_start_then_created_lazily(tmp_path, tiny_bert):
     blocker = tmp_path / "data"
     blocker.write_text("a regular file where the database folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    with TestClient(create_app(make_settings(tmp_path, database_url=url), tiny_bert)) as client:
+    with TestClient(
+        create_app(make_settings(tmp_path, database_url=url), tiny_bert), base_url="http://127.0.0.1"
+    ) as client:
         _assert_unavailable(client)
         assert _worker_alive(client)
         blocker.unlink()  # the folder (and the database file) can be created now
@@ -144,7 +146,7 @@ def test_start_up_work_runs_at_the_first_successful_connection(tmp_path, tiny_be
     folder.rename(tmp_path / "away")
     folder.write_text("not a folder")
     settings = make_settings(tmp_path, database_url=url, index_sample_on_start=True)
-    with TestClient(create_app(settings, tiny_bert)) as client:
+    with TestClient(create_app(settings, tiny_bert), base_url="http://127.0.0.1") as client:
         _assert_unavailable(client)
         folder.unlink()
         (tmp_path / "away").rename(folder)
@@ -165,7 +167,9 @@ def test_sqlite_lost_mid_run_then_back(tmp_path, tiny_bert):
     runs jobs again once the folder is back."""
     folder = tmp_path / "data"
     url = f"sqlite:///{folder / 'store.db'}"
-    with TestClient(create_app(make_settings(tmp_path, database_url=url), tiny_bert)) as client:
+    with TestClient(
+        create_app(make_settings(tmp_path, database_url=url), tiny_bert), base_url="http://127.0.0.1"
+    ) as client:
         _assert_healthy(client)
         before = _analyse(client)
         folder.rename(tmp_path / "away")
@@ -282,7 +286,9 @@ def test_postgres_cut_at_start_and_mid_job(tmp_path, tiny_bert, pg_url):
     proxy.cut()
     url = pg_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
-        with TestClient(create_app(make_settings(tmp_path, database_url=url), tiny_bert)) as client:
+        with TestClient(
+            create_app(make_settings(tmp_path, database_url=url), tiny_bert), base_url="http://127.0.0.1"
+        ) as client:
             _assert_unavailable(client)
             proxy.restore()
             _assert_healthy(client)

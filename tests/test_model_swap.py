@@ -70,7 +70,7 @@ def test_a_missing_checkpoint_fails_the_job_and_keeps_the_model(client, tmp_path
 
 def test_loading_a_model_is_an_admin_operation(tmp_path, tiny_bert):
     app = create_app(make_settings(tmp_path, host="0.0.0.0"), tiny_bert)
-    with TestClient(app) as shared:
+    with TestClient(app, base_url="http://127.0.0.1") as shared:
         response = shared.post("/api/jobs", json={"kind": "load_model", "params": {"model": "embedded"}})
         assert response.status_code == 403
 

@@ -103,13 +103,16 @@ def test_bad_neuron_requests(client, tmp_path):
 
 def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):
     app = create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         jobs = client.get("/api/jobs").json()
         assert [job["kind"] for job in jobs] == ["index_neurons"]
         done = wait_for_job(client, jobs[0]["id"], timeout=300)
         assert done["status"] == "done", done
         assert client.get("/api/neurons").json()["indexes"][0]["corpus"] == "sample"
-    with TestClient(create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)) as again:
+    with TestClient(
+        create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert),
+        base_url="http://127.0.0.1",
+    ) as again:
         assert len(again.get("/api/jobs").json()) == 1  # not started twice
 
 

@@ -16,7 +16,7 @@ from tests.tiny import wait_for_job
 
 def _replica(tmp_path, tiny_bert, name: str) -> TestClient:
     settings = make_settings(tmp_path, replica_id=name)
-    return TestClient(create_app(settings, tiny_bert))
+    return TestClient(create_app(settings, tiny_bert), base_url="http://127.0.0.1")
 
 
 def test_a_restarting_replica_fails_only_its_own_interrupted_jobs(tmp_path):

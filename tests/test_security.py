@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ JOB = {"kind": "eval_mixing", "params": {"data": "/nonexistent.tsv"}}
 
 
 def _client(tmp_path, tiny_bert, **settings) -> TestClient:
-    return TestClient(create_app(make_settings(tmp_path, **settings), tiny_bert))
+    return TestClient(create_app(make_settings(tmp_path, **settings), tiny_bert), base_url="http://127.0.0.1")
 
 
 def test_jobs_are_open_on_a_loopback_server_without_token(client):
@@ -136,3 +137,92 @@ def test_no_source_file_enables_remote_code():
         if "trust_remote_code=True" in path.read_text(encoding="utf-8").replace(" ", "")
     ]
     assert offenders == []
+
+
+def test_a_foreign_host_name_cannot_use_the_open_admin_mode(client):
+    """DNS rebinding: a page at attacker.example that resolves to 127.0.0.1 is same-origin to the browser."""
+    rebound = {"Host": "attacker.example:8000", "Origin": "http://attacker.example:8000"}
+    response = client.post("/api/jobs", json=JOB, headers=rebound)
+    assert response.status_code == 403 and "BERTSCOPE_ADMIN_TOKEN" in response.json()["error"]["message"]
+    assert client.post("/api/jobs", json=JOB, headers={"Host": "localhost:8000"}).status_code == 202
+    assert client.get("/api/jobs").json()[0]["status"] in ("queued", "running", "failed", "done")
+
+
+def test_cross_site_posts_are_refused_whatever_their_body(client):
+    made = client.post("/api/analyses", json={"method": "gradient_x_input", "text": "the cat sat"}).json()
+    evil = {"Origin": "https://evil.example"}
+    for path, kwargs in (
+        (f"/api/analyses/{made['id']}/randomisation", {"content": b"x=1"}),
+        ("/api/analyses", {"json": {"method": "attention", "text": "the dog"}}),
+        ("/api/jobs", {"json": JOB}),
+    ):
+        response = client.post(path, headers=evil, **kwargs)
+        assert response.status_code == 403, path
+        assert response.json()["error"]["code"] == "cross_origin_refused"
+    own = client.post(
+        "/api/analyses",
+        json={"method": "attention", "text": "the dog"},
+        headers={"Origin": "http://127.0.0.1"},
+    )
+    assert own.status_code == 201  # the server's own pages
+    assert client.get("/api/jobs").json() == []
+
+
+def test_trusted_origins_may_post(tmp_path, tiny_bert):
+    with _client(tmp_path, tiny_bert, cors_origins=["https://lab.example"]) as app:
+        ok = app.post(
+            "/api/analyses",
+            json={"method": "attention", "text": "the cat"},
+            headers={"Origin": "https://lab.example"},
+        )
+        assert ok.status_code == 201
+
+
+def test_a_body_that_is_not_json_is_told_so(client):
+    response = client.post("/api/analyses", content=b"text=hi", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
+
+
+def test_unpaired_surrogates_are_a_clear_422(client):
+    for body in (
+        b'{"method": "attention", "text": "a\\ud800b"}',
+        b'{"method": "integrated_gradients", "text": "a\\udfffb"}',
+        b'{"method": "attention", "text": "ok", "text_pair": "\\udfff"}',
+    ):
+        response = client.post("/api/analyses", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert "surrogate" in response.json()["error"]["message"]
+    assert client.get("/api/health").status_code == 200
+
+
+def test_identical_concurrent_requests_compute_once(client, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.methods.mixing.value_zeroing import ValueZeroing
+
+    calls = []
+    original = ValueZeroing.run
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)  # long enough for every identical request to arrive meanwhile
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ValueZeroing, "run", counted)
+    body = {"method": "value_zeroing", "text": "the cat sat on the mat"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post("/api/analyses", json=body).json(), range(8)))
+    assert len(calls) == 1
+    assert len({answer["id"] for answer in answers}) == 1
+    assert sorted(answer["cached"] for answer in answers) == [False] + [True] * 7
+
+
+def test_timestamps_always_carry_their_zone(client):
+    made = client.post("/api/analyses", json={"method": "attention", "text": "the cat"}).json()
+    again = client.post("/api/analyses", json={"method": "attention", "text": "the cat"}).json()
+    stored = client.get(f"/api/analyses/{made['id']}").json()
+    assert made["created_at"].endswith("+00:00")
+    assert again["created_at"] == stored["created_at"] == made["created_at"]
+    job = client.post("/api/jobs", json=JOB).json()
+    assert client.get(f"/api/jobs/{job['id']}").json()["updated_at"].endswith("+00:00")

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.errors import BertscopeError
 from app.settings import Settings
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 AdminMode = Literal["open", "token", "disabled"]
 
 bearer = HTTPBearer(auto_error=False, description="The admin token (setting BERTSCOPE_ADMIN_TOKEN).")
@@ -50,6 +50,11 @@ def require_admin(
     settings: Settings = request.app.state.settings
     mode = admin_mode(settings)
     if mode == "open":
+        if request.url.hostname not in LOOPBACK_HOSTS:  # e.g. DNS rebinding: a foreign name for 127.0.0.1
+            raise AdminForbidden(
+                f"Admin operations without a token are accepted only as http://localhost or 127.0.0.1, not "
+                f"{request.url.hostname!r}; set BERTSCOPE_ADMIN_TOKEN to allow them under another name."
+            )
         return
     if mode == "disabled":
         raise AdminForbidden(

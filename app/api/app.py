@@ -21,6 +21,7 @@ from app.api import evaluations, neurons, pages, probes, routes
 from app.api.admin import admin_mode
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
+from app.api.origin import CrossSiteRefusal
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError, StoreUnavailable
 from app.jobs import JobManager, start_sample_index
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.state.runner = None
     app.state.jobs = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(CrossSiteRefusal, trusted_origins=settings.cors_origins)
     if settings.cors_origins:  # closed by default: no cross-origin browser access at all
         app.add_middleware(
             CORSMiddleware,
@@ -156,6 +158,14 @@ def _install_error_handlers(app: FastAPI) -> None:
                 continue
             location = ".".join(str(part) for part in item["loc"] if part != "body")
             problems.append(f"{location}: {item['msg']}" if location else item["msg"])
+        content_type = request.headers.get("content-type", "")
+        if (
+            request.method == "POST"
+            and "json" not in content_type
+            and any(item["loc"] and item["loc"][0] == "body" for item in exc.errors())
+        ):
+            sent = content_type or "no content type"
+            problems.insert(0, f"Send the body as JSON with 'Content-Type: application/json' (not {sent})")
         return _error(request, 422, "invalid_request", "; ".join(problems) or "Invalid request.")
 
     @app.exception_handler(StarletteHTTPException)

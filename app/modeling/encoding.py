@@ -63,6 +63,13 @@ def _check_text(value: str | None, field: str, max_chars: int) -> None:
         raise InvalidInput(f"'{field}' must be a string.")
     if not value.strip():
         raise InvalidInput(f"'{field}' is empty; type a sentence to analyse.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"'{field}' is not valid Unicode: an unpaired surrogate ({value[exc.start]!r}) at character "
+            f"{exc.start}; send the text as UTF-8."
+        ) from None
     if len(value) > max_chars:
         raise InputTooLong(f"'{field}' has {len(value)} characters; the limit is {max_chars}.")
 

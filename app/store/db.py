@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     create_engine,
     event,
     inspect,
@@ -40,6 +41,19 @@ UNREACHABLE = (OperationalError, InterfaceError)
 CONNECT_TIMEOUT_S = 5
 # after a failed attempt to reach the database, how long requests answer 503 without trying again
 RETRY_AFTER_S = 1.0
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored with their zone and read back as UTC-aware datetimes on every backend (SQLite
+    returns naive ones), so the API always writes ``+00:00``."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -65,7 +79,7 @@ class AnalysisRow(Base):
     tokens: Mapped[list] = mapped_column(JSON)
     encoding: Mapped[dict] = mapped_column(JSON)
     result: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
 
 def make_engine(url: str) -> Engine:
@@ -244,7 +258,7 @@ class EvaluationRow(Base):
     params: Mapped[dict] = mapped_column(JSON)
     summary: Mapped[dict] = mapped_column(JSON)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
 
 class JobRow(Base):
@@ -259,8 +273,8 @@ class JobRow(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
     result_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the replica that runs it
 
 
@@ -277,7 +291,7 @@ class HeadRow(Base):
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     metrics: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
 
 class ProbeRow(Base):
@@ -294,4 +308,4 @@ class ProbeRow(Base):
     params: Mapped[dict] = mapped_column(JSON)
     metrics: Mapped[dict] = mapped_column(JSON)
     weights: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, Float, ForeignKey, Integer, String, Text, func, insert, select
+from sqlalchemy import JSON, Engine, Float, ForeignKey, Integer, String, Text, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.errors import InvalidInput, NotFound
 from app.methods.neurons.descriptions import DescriptionRun
 from app.store.analyses import new_id
-from app.store.db import Base, session_scope
+from app.store.db import Base, UTCDateTime, session_scope
 
 MAX_PAGE = 500
 SORTS = ("score", "consistency", "layer")
@@ -36,7 +36,7 @@ class DescriptionSetRow(Base):
     descriptor_set: Mapped[dict] = mapped_column(JSON)
     summary: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
 
 class DescriptionRow(Base):

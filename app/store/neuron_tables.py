@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.store.db import Base
+from app.store.db import Base, UTCDateTime
 
 _INDEX_ID = "neuron_indexes.id"
 
@@ -63,8 +62,8 @@ class NeuronIndexRow(Base):
     sentences_done: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     params: Mapped[dict] = mapped_column(JSON)  # histogram layout and anything else a reader needs
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
 class NeuronSentenceRow(Base):
