@@ -226,3 +226,9 @@ def test_timestamps_always_carry_their_zone(client):
     assert again["created_at"] == stored["created_at"] == made["created_at"]
     job = client.post("/api/jobs", json=JOB).json()
     assert client.get(f"/api/jobs/{job['id']}").json()["updated_at"].endswith("+00:00")
+
+
+def test_an_unknown_evaluation_kind_is_refused(client):
+    response = client.get("/api/evaluations", params={"kind": "evil"})
+    assert response.status_code == 422 and "kind" in response.json()["error"]["message"]
+    assert client.get("/api/evaluations", params={"kind": "mixing"}).json() == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,7 +63,10 @@ def cancel_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, A
 
 
 @router.get("/evaluations", responses=ERRORS)
-def list_evaluations(kind: str | None = None, jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
+def list_evaluations(
+    kind: Literal["mixing", "degradation", "neurons"] | None = None, jobs: JobManager = Depends(get_jobs)
+) -> list[dict[str, Any]]:
+    """Stored evaluations, newest first, optionally of one kind."""
     return [evaluation.to_json() for evaluation in jobs.records.evaluations(kind)]
 
 
