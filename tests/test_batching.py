@@ -213,3 +213,18 @@ def test_out_of_memory_in_an_unbatched_method_is_a_503_over_http(client, monkeyp
     assert response.json()["error"]["code"] == "device_out_of_memory"
     monkeypatch.undo()
     assert client.post("/api/analyses", json={"method": "attention", "text": "the cat"}).status_code == 201
+
+
+def test_every_batchable_method_gives_from_a_pass_what_it_runs(tiny_bert):
+    from app.methods import METHODS
+
+    batchable = sorted(name for name, method in METHODS.items() if getattr(method, "batchable", False))
+    assert batchable == sorted(BATCHABLE)  # a new batchable method must join the concurrency test above
+    encoded = _inputs(tiny_bert)[0]
+    for name in batchable:
+        method = METHODS[name]
+        alone = method.run(tiny_bert, encoded, method.Params(), None).to_dict()
+        passed = method.from_pass(tiny_bert, clean_pass(tiny_bert, encoded)).to_dict()
+        for key, value in alone.items():
+            if value is not None:
+                np.testing.assert_allclose(passed[key], value, atol=1e-6, err_msg=f"{name}.{key}")
