@@ -138,7 +138,7 @@ class _Accumulator:
             self.maximum[layer],
             self.histogram[layer],
             self._workspace.get("scratch", shape, torch.float32),
-            self._workspace.get("slots", shape, torch.int32),
+            self._workspace.get("slots", shape, torch.int64),
             group_max,
         )
         self.top[layer].fold(x, self._codes, padded, group_max)

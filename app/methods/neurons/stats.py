@@ -69,8 +69,9 @@ def fold_statistics(
 
     ``total``, ``total_squares`` [unit] float64, ``minimum``, ``maximum`` [unit] float32, ``histogram``
     [slot, unit] int64 (slot-major: one ``bincount`` over slot * units + unit counts every neuron at
-    once); ``scratch`` float32 and ``slots`` int32 are reusable [token, unit] buffers. ``group_max``
-    [group, unit], maxima over groups of tokens that the top-k computes anyway, saves a pass for the maximum.
+    once); ``scratch`` float32 and ``slots`` int64 (bincount's own type: no conversion per call) are
+    reusable [token, unit] buffers. ``group_max`` [group, unit], maxima over groups of tokens that the top-k
+    computes anyway, saves a pass for the maximum.
     """
     units = values.shape[1]
     total += values.sum(0).double()
