@@ -208,18 +208,11 @@ class MicroBatcher:
         loaded = self._model()
         inputs = [item.encoded for item in chunk]
         try:
-            with self._lock:
+            with self._lock, guard_memory(loaded):
                 passes = self._run_batch(loaded, inputs, ffn=any(item.ffn for item in chunk))
-        except Exception as exc:
-            if not out_of_memory(exc):
-                raise
-            free_device_memory(loaded)
+        except DeviceOutOfMemory as exc:
             if len(chunk) == 1:
-                chunk[0].future.set_exception(
-                    DeviceOutOfMemory(
-                        "The device ran out of memory on this input; try a shorter text or retry later."
-                    )
-                )
+                chunk[0].future.set_exception(exc)
                 return
             self.stats.splits += 1
             half = len(chunk) // 2

@@ -173,7 +173,7 @@ class Runner:
         if analysis.model["revision"] != self.loaded.revision:
             raise InvalidInput("This analysis was made with other weights than the loaded ones.")
         original = np.asarray(analysis.result["scores"], dtype=np.float64)
-        with self.lock:
+        with self.lock, guard_memory(self.loaded):
             method, encoded, params, target = _rerun_inputs(self, analysis)
             return randomisation_test(self.loaded, encoded, method, params, target, original)
 
