@@ -52,13 +52,15 @@ RUN useradd --create-home --shell /usr/sbin/nologin bertscope
 USER bertscope
 WORKDIR /home/bertscope
 
+# NUMBA_CACHE_DIR: the neuron index's compiled CPU kernel is cached there (site-packages is read-only).
 # MALLOC_ARENA_MAX=2: fewer glibc arenas for the server's many request threads keeps resident memory flat
 # under concurrent load (bench/load.py: +85 MiB instead of +145 MiB over the last three quarters of 1,200 requests).
 ENV BERTSCOPE_HOST=0.0.0.0 \
     BERTSCOPE_PORT=8000 \
     MALLOC_ARENA_MAX=2 \
     HF_HUB_OFFLINE=1 \
-    HF_HOME=/home/bertscope/.cache/huggingface
+    HF_HOME=/home/bertscope/.cache/huggingface \
+    NUMBA_CACHE_DIR=/home/bertscope/.cache/numba
 
 EXPOSE 8000
 

@@ -1,7 +1,8 @@
 """The neuron activation index: key order, streaming top-k, statistics, merging, resuming, hooks.
 
 The reference is the slow, obvious computation: capture every FFN activation with plain hooks, keep the
-non-special tokens, and compute top-k (by sorting), statistics and histograms in numpy.
+non-special tokens, and compute top-k (by sorting), statistics and histograms in numpy. Every test runs on
+both fold paths: the compiled CPU kernel and the torch path that GPUs take.
 """
 
 from __future__ import annotations
@@ -202,8 +203,17 @@ def test_merge_topk_arrays_by_hand():
 # --- builds on a tiny random BERT --------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", params=["compiled", "torch"], autouse=True)
+def fold_path(request):
+    """Builds fold batches with the compiled CPU kernel, or with the torch path (as on a GPU)."""
+    with pytest.MonkeyPatch.context() as patcher:
+        if request.param == "torch":
+            patcher.setattr("app.methods.neurons.index.compiled_fold_available", lambda device: False)
+        yield request.param
+
+
 @pytest.fixture(scope="module")
-def one_by_one(tiny_bert) -> IndexState:
+def one_by_one(tiny_bert, fold_path) -> IndexState:
     """The whole corpus, one sentence per batch: no padding, so shard builds see identical activations."""
     return build_state(tiny_bert, CORPUS, k=K, batch_size=1)
 
@@ -391,3 +401,10 @@ def test_embedded_model_index_equals_reference(embedded):
     )
     _assert_matches_reference(picked, values[:, :, units], sentence_ids, positions)
     assert leftover_hooks(embedded.model) == []
+
+
+def test_the_fold_path_is_the_one_under_test(tiny_bert, fold_path):
+    from app.methods.neurons.index import _Accumulator
+
+    state = IndexState.empty(tiny_bert.num_layers, 37, K, len(CORPUS))
+    assert _Accumulator(state, tiny_bert.device).compiled == (fold_path == "compiled")

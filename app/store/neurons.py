@@ -27,7 +27,7 @@ from app.methods.neurons.stats import (
     histogram_edges,
 )
 from app.store.analyses import new_id
-from app.store.codec import pack, unpack
+from app.store.codec import FAST_LEVEL, pack, unpack
 from app.store.db import session_scope
 
 # importing the table classes registers them on Base before the tables are created
@@ -327,7 +327,7 @@ def _pack_layer(arrays: dict[str, np.ndarray]) -> bytes:
     narrow["top_positions"] = arrays["top_positions"].astype(np.int16)
     if arrays["histogram"].max(initial=0) < np.iinfo(np.int32).max:
         narrow["histogram"] = arrays["histogram"].astype(np.int32)
-    return pack(narrow)
+    return pack(narrow, level=FAST_LEVEL)
 
 
 def _unpack_layer(data: bytes) -> dict[str, np.ndarray]:

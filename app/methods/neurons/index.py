@@ -33,6 +33,7 @@ from app.methods.neurons.corpora import (
     plan_batches,
     resolve_max_tokens,
 )
+from app.methods.neurons.fold_cpu import compiled_fold_available, fold_layer, heapify
 from app.methods.neurons.stats import DEFAULT_K, IndexState, fold_statistics
 from app.methods.neurons.topk import (
     CANDIDATE_GROUP,
@@ -97,7 +98,7 @@ class _Workspace:
 class _Accumulator:
     """The index state on the model's device while a build runs; hooks fold each layer in as it runs."""
 
-    def __init__(self, state: IndexState, device: torch.device) -> None:
+    def __init__(self, state: IndexState, device: torch.device, compiled: bool | None = None) -> None:
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array.copy()).to(device)
 
@@ -105,7 +106,14 @@ class _Accumulator:
         filled = put(state.top_sentences >= 0)
         codes = tiebreak_codes(put(state.top_sentences.clip(0)), put(state.top_positions.clip(0)))
         keys = encode_keys(put(state.top_values), codes).masked_fill(~filled, EMPTY_KEY)  # [l, u, k]
-        self.top = [RunningTopK(layer_keys.clone()) for layer_keys in keys]
+        self.compiled = compiled_fold_available(device) if compiled is None else compiled
+        if self.compiled:
+            self.heaps = keys.clone()  # [layer, unit, k] min-heaps: the root is the admission bound
+            for layer_heap in self.heaps.numpy():
+                heapify(layer_heap)
+            self.bounds = self.heaps[..., 0] >> 32  # [layer, unit]
+        else:
+            self.top = [RunningTopK(layer_keys.clone()) for layer_keys in keys]
         self.total, self.total_squares = put(state.total), put(state.total_squares)
         self.minimum, self.maximum = put(state.minimum), put(state.maximum)
         self.histogram = put(state.histogram.transpose(0, 2, 1))  # [layer, slot, unit]
@@ -118,6 +126,20 @@ class _Accumulator:
     def observe(self, layer: int, output: torch.Tensor) -> torch.Tensor:
         """Forward-hook body: fold layer ``layer``'s activations [batch, token, unit] into the state."""
         units = output.shape[-1]
+        if self.compiled:
+            fold_layer(
+                output.reshape(-1, units).to(torch.float32).contiguous(),
+                self._token_index,
+                self._codes,
+                self.total[layer],
+                self.total_squares[layer],
+                self.minimum[layer],
+                self.maximum[layer],
+                self.histogram[layer],
+                self.heaps[layer],
+                self.bounds[layer],
+            )
+            return output
         tokens = int(self._token_index.shape[0])
         shape = (tokens, units)
         groups = -(-tokens // CANDIDATE_GROUP)
@@ -167,7 +189,10 @@ class _Accumulator:
         def get(tensor: torch.Tensor) -> np.ndarray:
             return tensor.cpu().numpy().copy()
 
-        keys = torch.stack([top.flush() for top in self.top])  # [layer, unit, k]
+        if self.compiled:
+            keys = self.heaps
+        else:
+            keys = torch.stack([top.flush() for top in self.top])  # [layer, unit, k]
         values, sentences, positions = (get(t) for t in decode_keys(sort_keys(keys)))
         return IndexState(
             k=self.k,
