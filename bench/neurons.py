@@ -134,7 +134,8 @@ def main() -> None:
         )
     print(f"target: index throughput >= {TARGET_RATIO:.0%} of forward")
     print(
-        "(cpu = process CPU time, steadier than wall time on a shared machine; with --threads 1 it is exact)"
+        "(cpu = process CPU time of all threads, tokenizer and waiting thread pools included: steadier than "
+        "wall time on a busy machine, but the target is judged on wall time)"
     )
 
 

@@ -5,8 +5,10 @@ A neuron is one unit of a block's FFN non-linearity output (post-GELU), ``[layer
 neuron descriptions (Bolukbasi et al. 2021, https://arxiv.org/abs/2104.07143; Mondal et al., arXiv
 2401.16731, 2024) start from the sentences that activate a neuron most. Sentences are tokenised once,
 truncated to ``max_tokens``, sorted longest first and run in batches through the bare encoder; a hook on each
-layer's activation module folds the batch into the running state while the activations are still in cache.
-Special tokens ([CLS], [SEP], padding, and special tokens typed in the text) are never counted.
+layer's activation module folds the batch into the running state while the activations are still in cache:
+on the CPU with one compiled kernel per layer (:mod:`app.methods.neurons.fold_cpu`), elsewhere (GPUs) with
+torch operations (:func:`fold_statistics` and :class:`RunningTopK`); both give the same state. Special
+tokens ([CLS], [SEP], padding, and special tokens typed in the text) are never counted.
 
 The build checks ``should_stop()`` between batches, reports ``progress(done, total)`` after each, hands a
 checkpoint state to ``checkpoint(state)`` every ``checkpoint_every`` batches, and resumes from such a state.
