@@ -36,10 +36,9 @@ _LOW_SLOT = HISTOGRAM_LOW * _INVERSE_WIDTH  # floor(x / width) of the first bin'
 
 
 @numba.njit(cache=True, nogil=True)
-def _sift_down(heap: np.ndarray, unit: int, key: np.int64) -> None:
-    """Replace the root of ``heap[unit]`` (a min-heap) by ``key`` and restore the heap order."""
+def _sift_down(heap: np.ndarray, unit: int, key: np.int64, slot: int = 0) -> None:
+    """Put ``key`` at ``slot`` of ``heap[unit]`` (a min-heap below it) and sift it down to its place."""
     size = heap.shape[1]
-    slot = 0
     while True:
         child = 2 * slot + 1
         if child >= size:
@@ -59,19 +58,7 @@ def heapify(heap: np.ndarray) -> None:
     units, size = heap.shape
     for unit in range(units):
         for start in range(size // 2 - 1, -1, -1):
-            key = heap[unit, start]
-            slot = start
-            while True:
-                child = 2 * slot + 1
-                if child >= size:
-                    break
-                if child + 1 < size and heap[unit, child + 1] < heap[unit, child]:
-                    child += 1
-                if heap[unit, child] >= key:
-                    break
-                heap[unit, slot] = heap[unit, child]
-                slot = child
-            heap[unit, slot] = key
+            _sift_down(heap, unit, heap[unit, start], start)
 
 
 @numba.njit(cache=True, nogil=True)
