@@ -15,6 +15,7 @@ from app.store.analyses import StoredAnalysis
 
 SHADED_EXEMPLARS = 12
 ACTIVE_NEURONS = 12
+SELECTIVE_SENTENCES_PER_EXEMPLAR = 5  # a corpus below k x this many sentences gets a warning
 
 
 def neuron_page(
@@ -29,6 +30,8 @@ def neuron_page(
 ) -> dict[str, Any]:
     """One page of the neuron browser: described neurons when a description run exists, else index stats."""
     revision = runner.loaded.revision
+    if layer is not None and not 0 <= layer < runner.loaded.num_layers:
+        raise InvalidInput(f"layer must be between 0 and {runner.loaded.num_layers - 1} (got {layer}).")
     indexes = [info.to_json() for info in runner.neurons.list_for_revision(revision)]
     described = runner.descriptions.latest(revision)
     if described is not None:
@@ -38,6 +41,7 @@ def neuron_page(
         labels = described.descriptor_set.get("labels", [])
         for item in items:
             item["descriptors"] = _named(item["descriptors"], labels)
+            item["match"] = _best_match(item["descriptors"], query) if query else None
         return {"total": total, "items": items, "description": described.to_json(), "indexes": indexes}
     done = [info for info in indexes if info["status"] == "done"]
     if query or label:
@@ -47,6 +51,18 @@ def neuron_page(
     page = runner.neurons.neurons_page(done[0]["id"], layer=layer, sort="max", limit=limit, offset=offset)
     items = [dataclasses.asdict(item) for item in page.items]
     return {"total": page.total, "items": items, "description": None, "indexes": indexes}
+
+
+def _best_match(descriptors: dict[str, list[dict]], query: str) -> dict[str, Any] | None:
+    """The highest-scoring descriptor whose label contains ``query`` (case-insensitive), with its corpus."""
+    needle = query.lower()
+    found = [
+        {"descriptor": entry["descriptor"], "score": entry["score"], "corpus": corpus}
+        for corpus, entries in descriptors.items()
+        for entry in entries
+        if needle in entry["descriptor"].lower()
+    ]
+    return max(found, key=lambda entry: entry["score"], default=None)
 
 
 def _named(descriptors: dict[str, list[list]], labels: list[str]) -> dict[str, list[dict]]:
@@ -69,6 +85,8 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
     described = runner.descriptions.latest(revision)
     row = runner.descriptions.neuron(described.id, layer, unit) if described else None
     labels = described.descriptor_set.get("labels", []) if described else []
+    in_run = set(described.corpora) if described else set()
+    indexes.sort(key=lambda info: info.corpus not in in_run)  # the described corpora first, stable
     corpora = []
     for info in indexes:
         detail = runner.neurons.neuron(info.id, layer, unit)
@@ -90,6 +108,8 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
                 if row
                 else [],
                 "stability": row["stability"].get(info.corpus) if row else None,
+                "in_description": info.corpus in in_run,
+                "warning": _small_corpus_warning(info.sentence_count, info.k),
             }
         )
     return {
@@ -102,6 +122,17 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
         "description": described.to_json() if described else None,
         "corpora": corpora,
     }
+
+
+def _small_corpus_warning(sentences: int, k: int) -> str | None:
+    """A note when a corpus is too small for its exemplars to be selective."""
+    if sentences >= SELECTIVE_SENTENCES_PER_EXEMPLAR * k:
+        return None
+    return (
+        f"This corpus has {sentences} sentences for k = {k} exemplars per neuron (fewer than "
+        f"{SELECTIVE_SENTENCES_PER_EXEMPLAR * k}): many neurons' exemplars reach down to ordinary "
+        "activations, so its exemplars, descriptors and consistency are weak evidence. Index a larger corpus."
+    )
 
 
 def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tokens: int) -> None:
@@ -124,7 +155,11 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
     indexes = [i for i in runner.neurons.list_for_revision(runner.loaded.revision) if i.status == "done"]
     if not indexes:
         return {"items": [], "index": None}
-    maxima = runner.neuron_maxima(indexes[0].id)  # [layer, unit]
+    described = runner.descriptions.latest(runner.loaded.revision)
+    in_run = set(described.corpora) if described else set()
+    # the reference: the largest corpus of the latest description run (else the largest indexed one)
+    reference = max(indexes, key=lambda info: (info.corpus in in_run, info.sentence_count))
+    maxima = runner.neuron_maxima(reference.id)  # [layer, unit]
     encoded = runner.encode(analysis.text, analysis.text_pair)
     ffn = runner.clean_pass(encoded, ffn=True).ffn  # micro-batched with concurrent requests
     keep = torch.tensor([not s for s in encoded.special])
@@ -133,7 +168,6 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
     ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
     flat = np.argsort(-ratio, axis=None)[:count]
     tokens = [token for token, special in zip(encoded.tokens, encoded.special, strict=True) if not special]
-    described = runner.descriptions.latest(runner.loaded.revision)
     items = []
     for position in flat:
         layer, unit = divmod(int(position), ratio.shape[1])
@@ -150,4 +184,4 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
                 "url": f"/neurons/{layer}/{unit}",
             }
         )
-    return {"items": items, "index": indexes[0].corpus}
+    return {"items": items, "index": reference.corpus}

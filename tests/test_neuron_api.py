@@ -99,6 +99,28 @@ def test_bad_neuron_requests(client, tmp_path):
     _index(client, tmp_path)
     assert client.get("/api/neurons/99/0").status_code == 404
     assert client.get("/api/neurons/0/999999").status_code == 404
+    too_deep = client.get("/api/neurons", params={"layer": 9})
+    assert too_deep.status_code == 422 and "between 0 and 1" in too_deep.json()["error"]["message"]
+    page = client.get("/neurons/9/0", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "layers 0-1" in page.text
+    assert client.get("/neurons/1/3").status_code == 200
+
+
+def test_corpora_outside_the_description_run_are_marked(client, tmp_path):
+    _index(client, tmp_path)  # indexes and describes "one" and "two"
+    params = {"corpora": [_corpus(tmp_path, "three", SENTENCES * 20)], "k": 5, "describe": False}
+    job = client.post("/api/jobs", json={"kind": "index_neurons", "params": params})
+    assert wait_for_job(client, job.json()["id"], timeout=180)["status"] == "done"
+    corpora = client.get("/api/neurons/1/3").json()["corpora"]
+    assert [(c["corpus"], c["in_description"]) for c in corpora] == [
+        ("one", True),
+        ("two", True),
+        ("three", False),
+    ]
+    assert corpora[2]["descriptors"] == [] and corpora[2]["stability"] is None
+    # 12 and 24 sentences for k = 5 are too few for selective exemplars; 240 are enough
+    assert "12 sentences for k = 5" in corpora[0]["warning"] and corpora[1]["warning"]
+    assert corpora[2]["warning"] is None
 
 
 def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):

@@ -13,9 +13,11 @@ from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
+from app.errors import NotFound
 from app.job_kinds import ATTRIBUTION_METHODS, MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
+from app.methods.neurons.index import num_units
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -148,7 +150,12 @@ def neurons_page(request: Request) -> HTMLResponse:
 @router.get("/neurons/{layer}/{unit}", response_class=HTMLResponse)
 def neuron_view(layer: int, unit: int, request: Request) -> HTMLResponse:
     """One neuron: descriptors, exemplars and histograms per corpus side by side, consistency."""
-    get_runner(request)
+    runner = get_runner(request)
+    layers, units = runner.loaded.num_layers, num_units(runner.loaded)
+    if not (0 <= layer < layers and 0 <= unit < units):
+        raise NotFound(
+            f"No neuron {layer}/{unit}: the loaded model has layers 0-{layers - 1} and units 0-{units - 1}."
+        )
     return render(request, "neuron.html", {"spec": {"page": "neuron", "layer": layer, "unit": unit}})
 
 

@@ -3,8 +3,11 @@
 - ``neuron_description_sets``: one run (model revision, corpora and their index ids, generator, the
   clustered descriptor set, the summary that compares neurons with random directions).
 - ``neuron_descriptions``: per neuron its label, consistency, best descriptor and score, a lower-case search
-  text of its descriptor labels (so ``q`` searches 40k neurons in SQL), and the per-corpus detail as JSON.
-A run is written in one transaction: a crash leaves either the whole run or nothing.
+  text of its descriptor labels, and the per-corpus detail as JSON.
+- ``neuron_descriptor_scores``: per neuron and descriptor its best score over the corpora (lower-case label),
+  so that a search ``q`` finds and ranks 40k neurons in SQL by their score *for the matching descriptor*.
+A run is written in one transaction: a crash leaves either the whole run or nothing. Runs saved before the
+score table existed get their rows on the first search.
 """
 
 from __future__ import annotations
@@ -14,7 +17,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Float, ForeignKey, Integer, String, Text, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    exists,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.errors import InvalidInput, NotFound
@@ -53,6 +70,20 @@ class DescriptionRow(Base):
     best_descriptor: Mapped[str | None] = mapped_column(String(200), nullable=True)
     search_text: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict] = mapped_column(JSON)
+
+
+class DescriptorScoreRow(Base):
+    __tablename__ = "neuron_descriptor_scores"
+    __table_args__ = (Index("ix_neuron_descriptor_scores_set_descriptor", "set_id", "descriptor"),)
+
+    set_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("neuron_description_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    descriptor: Mapped[str] = mapped_column(String(200), primary_key=True)  # lower-case label
+    score: Mapped[float] = mapped_column(Float)  # best log2 enrichment over the corpora
+    corpus: Mapped[str] = mapped_column(String(200))  # where that score was reached
 
 
 @dataclass
@@ -114,7 +145,7 @@ class DescriptionStore:
     ) -> str:
         set_id = new_id()
         labels = run.descriptor_set.labels
-        rows = []
+        rows, scores = [], []
         for number, item in enumerate(run.neurons):
             best = max(
                 (entry for entries in item.descriptors.values() for entry in entries[:1]),
@@ -139,6 +170,7 @@ class DescriptionStore:
                     },
                 }
             )
+            scores.extend(_score_rows(set_id, rows[-1], labels))
         with self._session(write=True) as session:
             session.add(
                 DescriptionSetRow(
@@ -153,6 +185,8 @@ class DescriptionStore:
             )
             session.flush()
             session.execute(insert(DescriptionRow), rows)
+            if scores:
+                session.execute(insert(DescriptorScoreRow), scores)
         return set_id
 
     def latest(self, revision: str) -> DescriptionSet | None:
@@ -197,26 +231,88 @@ class DescriptionStore:
         where = [DescriptionRow.set_id == set_id]
         if layer is not None:
             where.append(DescriptionRow.layer == layer)
-        if query:
-            escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(DescriptionRow.search_text.like(f"%{escaped}%", escape="\\"))
         if label:
             where.append(DescriptionRow.label == label)
+        match = None
+        if query:
+            self._ensure_scores(set_id)
+            escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            match = (
+                select(
+                    DescriptorScoreRow.layer,
+                    DescriptorScoreRow.unit,
+                    func.max(DescriptorScoreRow.score).label("score"),
+                )
+                .where(
+                    DescriptorScoreRow.set_id == set_id,
+                    DescriptorScoreRow.descriptor.like(f"%{escaped}%", escape="\\"),
+                )
+                .group_by(DescriptorScoreRow.layer, DescriptorScoreRow.unit)
+                .subquery()
+            )
+        score = DescriptionRow.best_score if match is None else match.c.score
         order = {
-            "score": [DescriptionRow.best_score.desc().nulls_last()],
-            "consistency": [
-                DescriptionRow.consistency.desc().nulls_last(),
-                DescriptionRow.best_score.desc().nulls_last(),
-            ],
+            "score": [score.desc().nulls_last()],
+            "consistency": [DescriptionRow.consistency.desc().nulls_last(), score.desc().nulls_last()],
             "layer": [],
         }[sort]
+        statement = select(DescriptionRow)
+        counting = select(func.count()).select_from(DescriptionRow)
+        if match is not None:
+            joined = and_(DescriptionRow.layer == match.c.layer, DescriptionRow.unit == match.c.unit)
+            statement = statement.join(match, joined)
+            counting = counting.join(match, joined)
         statement = (
-            select(DescriptionRow)
-            .where(*where)
+            statement.where(*where)
             .order_by(*order, DescriptionRow.layer, DescriptionRow.unit)
             .limit(limit)
             .offset(offset)
         )
         with self._session() as session:
-            total = session.scalar(select(func.count()).select_from(DescriptionRow).where(*where))
-            return int(total or 0), [_neuron(row) for row in session.scalars(statement)]
+            total = session.scalar(counting.where(*where))
+            items = [_neuron(row) for row in session.scalars(statement)]
+        return int(total or 0), items
+
+    def _ensure_scores(self, set_id: str) -> None:
+        """Write the score rows of a run saved before they existed (once; later searches find them)."""
+        with self._session() as session:
+            present = session.scalar(select(exists().where(DescriptorScoreRow.set_id == set_id)))
+            described = session.scalar(
+                select(
+                    exists().where(DescriptionRow.set_id == set_id, DescriptionRow.best_score.is_not(None))
+                )
+            )
+            if present or not described:
+                return
+            labels = session.get(DescriptionSetRow, set_id).descriptor_set.get("labels", [])
+            rows = session.execute(
+                select(DescriptionRow.layer, DescriptionRow.unit, DescriptionRow.detail).where(
+                    DescriptionRow.set_id == set_id, DescriptionRow.best_score.is_not(None)
+                )
+            ).all()
+        scores = [
+            score
+            for layer, unit, detail in rows
+            for score in _score_rows(set_id, {"layer": layer, "unit": unit, "detail": detail}, labels)
+        ]
+        with self._session(write=True) as session:
+            if not session.scalar(select(exists().where(DescriptorScoreRow.set_id == set_id))):
+                session.execute(insert(DescriptorScoreRow), scores)
+
+
+def _score_rows(set_id: str, row: dict[str, Any], labels: list[str]) -> list[dict[str, Any]]:
+    """Per descriptor of one neuron row its best score over the corpora (ties: the first corpus)."""
+    best: dict[str, dict[str, Any]] = {}
+    for corpus, entries in row["detail"]["descriptors"].items():
+        for entry in entries:
+            name = labels[entry[0]].lower()[:200]
+            if name not in best or entry[1] > best[name]["score"]:
+                best[name] = {
+                    "set_id": set_id,
+                    "layer": row["layer"],
+                    "unit": row["unit"],
+                    "descriptor": name,
+                    "score": float(entry[1]),
+                    "corpus": corpus[:200],
+                }
+    return list(best.values())
