@@ -167,3 +167,23 @@ def test_precision_recall_at_k_by_hand():
     assert evaluated == 3
     nothing = precision_recall_at_k([[1]], [set()], k=2)
     assert math.isnan(nothing[0]) and math.isnan(nothing[1]) and nothing[2] == 0
+
+
+def test_repeated_sentences_count_once_in_a_description():
+    from app.methods.neurons.descriptions import _describe_view, first_occurrences
+
+    # 40 sentences: "spam" repeated 10 times (ids 0-9) carries descriptor 0; 30 distinct others do not
+    sentences = ["spam"] * 10 + [f"other {i}" for i in range(30)]
+    canonical = first_occurrences(sentences)
+    assert canonical[:10].tolist() == [0] * 10 and canonical[10:].tolist() == list(range(10, 40))
+    tags = np.zeros((40, 2), dtype=bool)
+    tags[:10, 0] = True
+    tags[10:20, 1] = True  # ten distinct sentences carry descriptor 1
+    # neuron 0: its exemplars are the ten copies plus five untagged others; neuron 1: ten distinct tagged
+    exemplars = np.array([list(range(10)) + list(range(20, 25)), list(range(10, 20)) + [-1] * 5])
+    view = _describe_view(exemplars, 0, canonical, tags, seed=0)
+    assert view.full.universe_size == 31  # distinct sentences
+    assert [a.descriptor for a in view.full.ranked[0]] == []  # one distinct "spam" is no evidence
+    assert [a.descriptor for a in view.full.ranked[1]] == [1]
+    counted = associate(exemplars, tags)  # without the mapping the copies look like ten hits
+    assert [a.descriptor for a in counted.ranked[0]] == [0]

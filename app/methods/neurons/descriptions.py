@@ -104,17 +104,14 @@ def describe_corpora(
     neuron_views, direction_views = [], []
     for number, (corpus, offset) in enumerate(zip(corpora, offsets, strict=False)):
         exemplars = corpus.top_sentences.reshape(layers * units, -1)
-        neuron_views.append(
-            _describe_view(exemplars, offset, len(corpus.sentences), descriptor_set.tags, seed)
-        )
+        canonical = first_occurrences(corpus.sentences)
+        neuron_views.append(_describe_view(exemplars, offset, canonical, descriptor_set.tags, seed))
         if progress:
             progress(len(union) + 2 * number + 1, steps)
         found = direction_exemplars(
             loaded, corpus.sentences, vectors, direction_layers, exemplars.shape[1], batch_size
         )
-        direction_views.append(
-            _describe_view(found, offset, len(corpus.sentences), descriptor_set.tags, seed)
-        )
+        direction_views.append(_describe_view(found, offset, canonical, descriptor_set.tags, seed))
         if progress:
             progress(len(union) + 2 * number + 2, steps)
     names = [corpus.name for corpus in corpora]
@@ -131,15 +128,28 @@ class _View:
     stability: np.ndarray
 
 
-def _describe_view(exemplars: np.ndarray, offset: int, count: int, tags: np.ndarray, seed: int) -> _View:
-    """Associations on the whole corpus, and calibration vs held-out stability (ids into the union)."""
-    shifted = np.where(exemplars >= 0, exemplars + offset, -1)
-    universe = np.arange(offset, offset + count)
-    full = associate(shifted, tags, universe=universe)
-    calibration, heldout = split_sentences(count, seed=seed)
+def first_occurrences(sentences: list[str]) -> np.ndarray:
+    """Per sentence the id of the first identical sentence of the corpus (its own id when it is the first)."""
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(text, number) for number, text in enumerate(sentences)], dtype=np.int64)
+
+
+def _describe_view(
+    exemplars: np.ndarray, offset: int, canonical: np.ndarray, tags: np.ndarray, seed: int
+) -> _View:
+    """Associations on the whole corpus, and calibration vs held-out stability (ids into the union).
+
+    Repeated sentences count once: exemplar ids map to their first occurrence and the universe holds
+    distinct sentences only, so a text repeated many times in a corpus cannot fill a neuron's exemplars
+    with copies that the hypergeometric test would take for independent evidence.
+    """
+    shifted = np.where(exemplars >= 0, canonical[np.where(exemplars >= 0, exemplars, 0)] + offset, -1)
+    distinct = np.unique(canonical)
+    full = associate(shifted, tags, universe=distinct + offset)
+    calibration, heldout = split_sentences(len(distinct), seed=seed)
     stability = association_stability(
-        associate(shifted, tags, universe=calibration + offset),
-        associate(shifted, tags, universe=heldout + offset),
+        associate(shifted, tags, universe=distinct[calibration] + offset),
+        associate(shifted, tags, universe=distinct[heldout] + offset),
     )
     return _View(full, stability)
 
@@ -243,7 +253,10 @@ def _summary(
         "neurons": _group(neurons, names),
         "random_directions": {
             **_group(randoms, names),
-            "per_layer": int(directions // max(len(set(direction_layers.tolist())), 1)),
+            "per_layer": {
+                str(layer): int(count)
+                for layer, count in zip(*np.unique(direction_layers, return_counts=True), strict=True)
+            },
         },
         "thresholds": {"consistent_jaccard": CONSISTENT_JACCARD, "kept_descriptors": KEPT_DESCRIPTORS},
     }
