@@ -62,7 +62,9 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
     params = parse_params(kind, raw)
     engine = make_engine(settings.database_url)
     runner = Runner(load_configured_model(settings), AnalysisStore(engine), settings)
-    with tqdm(unit=unit, desc=kind.replace("_", " ")) as bar:
+    # jobs of several stages report abstract steps (a weighted 0-1000 scale): show a percentage instead
+    bar_format = "{l_bar}{bar}| {elapsed}<{remaining}" if unit == "step" else None
+    with tqdm(unit=unit, desc=kind.replace("_", " "), bar_format=bar_format) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total

@@ -20,7 +20,12 @@ def neurons_group() -> None:
 @click.option(
     "--corpus", "corpora", multiple=True, required=True, help="NAME=FILE (repeat for several corpora)."
 )
-@click.option("--column", help="Text column of CSV/TSV/JSONL corpora.")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    help="Text column of the CSV/TSV/JSONL corpora: COLUMN for all of them, or NAME=COLUMN for one (repeat).",
+)
 @click.option("--limit", type=int, help="Use only the first N sentences of each corpus.")
 @click.option("-k", "--top-k", "k", type=int, help="Exemplars per neuron (default 50).")
 @click.option("--batch-size", type=int, help="Sentences per forward pass.")
@@ -29,7 +34,7 @@ def neurons_group() -> None:
 @model_options
 def neurons_index(
     corpora: tuple[str, ...],
-    column: str | None,
+    columns: tuple[str, ...],
     limit: int | None,
     model: str | None,
     device: str | None,
@@ -37,14 +42,15 @@ def neurons_index(
     **options: Any,
 ) -> None:
     """Index every FFN neuron over each corpus (resumes an interrupted build), then describe them."""
-    from app.methods.neurons.corpora import parse_corpus_spec
+    from app.methods.neurons.corpora import assign_columns, parse_corpus_spec
 
     settings = cli_settings(model=model, device=device, database_url=database_url)
     try:
         specs = []
         for spec in corpora:
             name, path = parse_corpus_spec(spec)
-            specs.append({"name": name, "path": str(path), "column": column, "limit": limit})
+            specs.append({"name": name, "path": str(path), "column": None, "limit": limit})
+        assign_columns(specs, columns)
         raw = {"corpora": specs, **{key: value for key, value in options.items() if value is not None}}
         outcome = run_job_here("index_neurons", raw, settings, "step")
     except BertscopeError as exc:

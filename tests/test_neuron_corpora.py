@@ -125,3 +125,28 @@ def test_corpus_hash_depends_on_content_and_order():
     assert corpus_hash(["a b", "c"]) != corpus_hash(["c", "a b"])
     assert corpus_hash(["ab", "c"]) != corpus_hash(["a", "bc"])
     assert len(corpus_hash(["x"])) == 32
+
+
+def test_columns_go_to_table_corpora_only():
+    from app.methods.neurons.corpora import assign_columns
+
+    def specs():
+        return [
+            {"name": "ewt", "path": "dev.conllu", "column": None},
+            {"name": "sst", "path": "dev.tsv", "column": None},
+            {"name": "news", "path": "news.jsonl", "column": None},
+            {"name": "wiki", "path": "wiki.txt", "column": None},
+        ]
+
+    every = specs()
+    assign_columns(every, ["sentence"])  # a bare column: every CSV/TSV/JSONL corpus, no other
+    assert [s["column"] for s in every] == [None, "sentence", "sentence", None]
+    one = specs()
+    assign_columns(one, ["news=body", "sentence"])  # NAME=COLUMN wins over a bare column, in any order
+    assert [s["column"] for s in one] == [None, "sentence", "body", None]
+    with pytest.raises(InvalidInput, match="names no corpus"):
+        assign_columns(specs(), ["nope=body"])
+    with pytest.raises(InvalidInput, match="has no columns"):
+        assign_columns(specs(), ["ewt=form"])
+    with pytest.raises(InvalidInput, match="empty"):
+        assign_columns(specs(), ["sst="])

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,6 +58,35 @@ def parse_corpus_spec(spec: str) -> tuple[str, Path]:
             f"Corpus {spec!r} is not of the form NAME=FILE, for example 'wiki=corpora/wikipedia.txt'."
         )
     return validate_corpus_name(name.strip()), Path(file.strip())
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def assign_columns(specs: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> None:
+    """Set each corpus spec's ``column`` from ``COLUMN`` (every table corpus) or ``NAME=COLUMN`` (one).
+
+    Only CSV, TSV and JSONL corpora have columns; plain text and CoNLL-U corpora keep none.
+    """
+    tables = {spec["name"]: spec for spec in specs if Path(spec["path"]).suffix.lower() in TABLE_SUFFIXES}
+    names = {spec["name"] for spec in specs}
+    parsed = [(*value.rpartition("="), value) for value in columns]
+    for name, separator, column, value in sorted(parsed, key=lambda item: bool(item[1])):  # NAME= last
+        if not column.strip():
+            raise InvalidInput(f"Column {value!r} is empty; give COLUMN or NAME=COLUMN.")
+        if not separator:
+            for spec in tables.values():
+                spec["column"] = column.strip()
+        elif name.strip() not in names:
+            raise InvalidInput(
+                f"--column {value!r} names no corpus; the corpora are {', '.join(sorted(names))}."
+            )
+        elif name.strip() not in tables:
+            raise InvalidInput(
+                f"Corpus {name.strip()!r} is not CSV, TSV or JSONL and has no columns: drop {value!r}."
+            )
+        else:
+            tables[name.strip()]["column"] = column.strip()
 
 
 def read_corpus(path: str | Path, column: str | None = None, limit: int | None = None) -> list[str]:
