@@ -211,6 +211,23 @@ def compiled_fold_available(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel on a tiny input, e.g. before taking the model lock."""
+    heap = torch.full((1, 1), torch.iinfo(torch.int64).min, dtype=torch.int64)
+    fold_layer(
+        torch.zeros((1, 1)),
+        torch.zeros(1, dtype=torch.int64),
+        torch.zeros(1, dtype=torch.int64),
+        torch.zeros(1, dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros((2, 1), dtype=torch.int64),
+        heap,
+        heap[:, 0] >> 32,
+    )
+
+
 def fold_layer(
     activations: torch.Tensor,
     rows: torch.Tensor,

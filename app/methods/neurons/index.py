@@ -35,7 +35,7 @@ from app.methods.neurons.corpora import (
     plan_batches,
     resolve_max_tokens,
 )
-from app.methods.neurons.fold_cpu import compiled_fold_available, fold_layer, heapify
+from app.methods.neurons.fold_cpu import compiled_fold_available, fold_layer, heapify, warm_up
 from app.methods.neurons.stats import DEFAULT_K, IndexState, fold_statistics
 from app.methods.neurons.topk import (
     CANDIDATE_GROUP,
@@ -257,6 +257,8 @@ def build_state(
     if checkpoint_every < 1:
         raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
     accumulator = _Accumulator(state, loaded.device)
+    if accumulator.compiled:
+        warm_up()  # the first call in a process compiles for seconds: not while holding the model lock
     modules = ffn_modules(loaded)
     done, total = state.sentences_done, len(sentences)
     with torch.inference_mode():
