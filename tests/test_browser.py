@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -348,14 +349,131 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_url("**/neurons/*/*")
     page.wait_for_selector(".corpus-column .exemplars li .tok.top")
     page.wait_for_selector(".corpus-column .main-svg")
-    assert page.locator(".corpus-column").count() == 1 and "sample" in page.inner_text(".corpus-column h2")
+    assert "sample" in page.inner_text(".corpus-column >> nth=0 >> h2")  # the described corpus comes first
+    assert "significance" in page.inner_text(".corpus-column >> nth=0 >> table.descriptors caption")
     page.goto(indexing_server + "/")
     page.fill("#text", "The council voted on Tuesday to open 3 new libraries.")
     page.click("#analyze-button")
     page.wait_for_url("**/a/*")
     page.wait_for_selector("#active-neurons li a")
     assert page.locator("#active-neurons li").count() == 12
+    assert page.locator("#active-neurons li code.token").count() == 12  # the token in code, not in quotes
     assert page.evaluate("window.pwned") is None
+    assert page.errors == []
+
+
+def _column_keys(page) -> list[str]:
+    return page.eval_on_selector_all("#neuron-table thead th", "(ths) => ths.map((th) => th.dataset.column)")
+
+
+def _wait_status(page, prefix: str) -> None:
+    page.wait_for_function(
+        "(p) => document.getElementById('neuron-status').textContent.startsWith(p)", arg=prefix
+    )
+
+
+def test_neuron_browser_columns_and_url_state(indexing_server, page):
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#neuron-table tbody tr")
+    assert "max" not in _column_keys(page) and "match" not in _column_keys(page)  # described view
+    assert page.locator("#illusion-table th", has_text="mean consistency").count() == 1
+    assert page.inner_text("#illusion-sentence").strip()
+    page.select_option("#neuron-layer", "3")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#neuron-table tbody tr')]"
+        ".every((r) => r.dataset.neuron.startsWith('3/'))"
+    )
+    page.select_option("#neuron-sort", "consistency")
+    page.wait_for_function("location.search.includes('sort=consistency')")
+    page.click("#next-page")
+    _wait_status(page, "51")
+    assert page.url.endswith("/neurons?layer=3&sort=consistency&offset=50")
+    page.reload()
+    _wait_status(page, "51")
+    assert page.input_value("#neuron-layer") == "3" and page.input_value("#neuron-sort") == "consistency"
+    assert page.evaluate(
+        "[...document.querySelectorAll('#neuron-table tbody tr')]"
+        ".every((r) => r.dataset.neuron.startsWith('3/'))"
+    )
+    assert page.errors == []
+
+
+def test_neuron_browser_search_shows_the_match(indexing_server, page):
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#neuron-table tbody tr td[data-column='best descriptors']")
+    cell = page.inner_text("#neuron-table tbody tr >> nth=0 >> td[data-column='best descriptors']")
+    descriptor = cell.split(",")[0].strip()
+    page.fill("#neuron-q", descriptor)
+    page.click("#neuron-filter button[type='submit']")
+    page.wait_for_selector("#neuron-table thead th[data-column='match']")
+    assert "q=" in page.url
+    page.reload()
+    page.wait_for_selector("#neuron-table tbody tr td[data-column='match']")
+    assert page.input_value("#neuron-q") == descriptor
+    matches = page.eval_on_selector_all(
+        "#neuron-table tbody td[data-column='match']", "(cells) => cells.map((c) => c.textContent)"
+    )
+    assert matches and all(descriptor.lower() in text.lower() for text in matches), matches[:3]
+    assert all(" on sample" in text for text in matches), matches[:3]  # score and corpus shown
+    assert page.errors == []
+
+
+OVERFLOWING_ROWS = """() => [...document.querySelectorAll('.corpus-column .exemplars li, .corpus-column')]
+    .filter((node) => node.scrollWidth > node.clientWidth + 1).length"""
+
+
+@pytest.mark.parametrize("width", [1280, 480])
+def test_neuron_page_exemplars_wrap_inside_their_column(indexing_server, page, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#neuron-table tbody tr a")
+    page.click("#neuron-table tbody tr >> nth=0 >> a")
+    page.wait_for_selector(".corpus-column .exemplars li .tok.top")
+    assert page.evaluate(OVERFLOWING_ROWS) == 0
+    card = page.evaluate("document.getElementById('neuron-page').getBoundingClientRect().right")
+    right = page.eval_on_selector_all(
+        ".corpus-column .exemplars li span",
+        "(spans) => Math.max(...spans.map((s) => s.getBoundingClientRect().right))",
+    )
+    assert right <= card + 1
+    # [CLS] sits on the first line of its sentence, muted, not on a line of its own
+    same_line = page.evaluate(
+        "() => [...document.querySelectorAll('.exemplars li')].every((li) => {"
+        " const [special, first] = li.querySelectorAll('.tok');"
+        " return !first || !special.classList.contains('special')"
+        " || Math.abs(special.getBoundingClientRect().bottom - first.getBoundingClientRect().bottom) < 4; })"
+    )
+    assert same_line
+    assert page.errors == []
+
+
+def test_corpus_outside_the_description_run(indexing_server, page, tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("The cat sat on the mat.\nPrices rose by 3 percent on Monday.\nShe scored twice.\n")
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=300_000)
+    params = {"corpora": [{"name": "tiny", "path": str(corpus)}], "describe": False}
+    answer = page.request.post(
+        indexing_server + "/api/jobs", data={"kind": "index_neurons", "params": params}
+    )
+    assert answer.status == 202, answer.text()
+    job = answer.json()["id"]
+    deadline = time.monotonic() + 180
+    while page.request.get(f"{indexing_server}/api/jobs/{job}").json()["status"] != "done":
+        assert time.monotonic() < deadline, page.request.get(f"{indexing_server}/api/jobs/{job}").text()
+        time.sleep(0.5)
+    page.goto(indexing_server + "/neurons/2/7")
+    page.wait_for_selector(".corpus-column[data-corpus='tiny'] .exemplars li")
+    columns = page.eval_on_selector_all(".corpus-column", "(cs) => cs.map((c) => c.dataset.corpus)")
+    assert columns == ["sample", "tiny"]  # the described corpus first
+    tiny = page.inner_text(".corpus-column[data-corpus='tiny']")
+    assert "Not part of the latest description run" in tiny and "stability not computed" in tiny
+    assert "No significant descriptor" not in tiny
+    assert page.inner_text(".corpus-column[data-corpus='tiny'] .corpus-warning").strip()  # 3 sentences < k
+    assert page.evaluate(OVERFLOWING_ROWS) == 0
     assert page.errors == []
 
 

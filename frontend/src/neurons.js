@@ -3,10 +3,10 @@
 
 import { el } from "./dom.js";
 import { api, isActive, renderJobs } from "./evaluations.js";
+import { PAGE, browserColumns, browserStateFromQuery, browserStateToQuery, directionsText, fmt, illusionSentence, inDescription, percent, tokenLayout } from "./neuronview.js";
 import { draw } from "./plot.js";
 
-const PAGE = 50;
-const fmt = (value, digits = 2) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+const LABELS = ["consistent", "inconsistent", "corpus-specific", "undescribed"];
 
 /** index_neurons params from "NAME=PATH" lines. */
 export function corpusSpecs(text) {
@@ -33,11 +33,11 @@ function badge(label) {
 }
 
 function bestDescriptors(item) {
-  const seen = new Map();
+  const seen = new Set();
   for (const entries of Object.values(item.descriptors || {})) {
-    for (const entry of entries.slice(0, 2)) if (!seen.has(entry.descriptor)) seen.set(entry.descriptor, entry.score);
+    for (const entry of entries.slice(0, 2)) seen.add(entry.descriptor);
   }
-  return [...seen.keys()].join(", ");
+  return [...seen].join(", ") || "–";
 }
 
 function renderSummary(box, page) {
@@ -51,56 +51,102 @@ function renderSummary(box, page) {
   const summary = description.summary;
   const generator = summary.generator || {};
   box.append(el("p", { class: "hint", text: `Descriptors (${summary.descriptors}) from: ${generator.description || generator.name || generator.kind}. Corpora: ${summary.corpora.join(", ")}.` }));
-  const rows = [["neurons", summary.neurons], ["random directions (control)", summary.random_directions]];
+  const rows = [
+    ["neurons", `${summary.neurons.units} units`, summary.neurons],
+    ["random directions (control)", directionsText(summary.random_directions), summary.random_directions],
+  ];
   const corpora = summary.corpora;
-  const head = el("tr", {}, ["", ...corpora.map((c) => `described on ${c}`), ...corpora.map((c) => `stability on ${c}`), "consistent", "inconsistent", "corpus-specific", "undescribed"].map((text) => el("th", { text })));
-  const body = rows.map(([name, group]) =>
+  const heads = ["", ...corpora.map((c) => `described on ${c}`), ...corpora.map((c) => `stability on ${c}`), ...LABELS, "mean consistency"];
+  const body = rows.map(([name, size, group]) =>
     el("tr", {}, [
-      el("td", { text: `${name} (${group.units})` }),
-      ...corpora.map((c) => el("td", { text: `${fmt(100 * group.per_corpus[c].described_fraction, 1)} %` })),
-      ...corpora.map((c) => el("td", { text: fmt(group.per_corpus[c].mean_stability) })),
-      ...["consistent", "inconsistent", "corpus-specific", "undescribed"].map((label) => el("td", { text: `${fmt(100 * (group.labels[label] || 0), 1)} %` })),
+      el("td", {}, [name, el("br"), el("span", { class: "hint", text: size })]),
+      ...corpora.map((c) => el("td", { text: percent(group.per_corpus[c]?.described_fraction) })),
+      ...corpora.map((c) => el("td", { text: fmt(group.per_corpus[c]?.mean_stability) })),
+      ...LABELS.map((label) => el("td", { text: percent(group.labels[label]) })),
+      el("td", { text: fmt(group.mean_consistency) }),
     ]),
   );
-  box.append(el("table", { class: "methods", id: "illusion-table" }, [el("thead", {}, [head]), el("tbody", {}, body)]));
+  box.append(
+    el("table", { class: "methods", id: "illusion-table" }, [el("thead", {}, [el("tr", {}, heads.map((text) => el("th", { text })))]), el("tbody", {}, body)]),
+    el("p", { id: "illusion-sentence", text: illusionSentence(summary) }),
+  );
 }
 
-function renderRows(tbody, items) {
-  tbody.replaceChildren(
+const COLUMNS = {
+  neuron: { head: "neuron", cell: (item) => [el("a", { href: `/neurons/${item.layer}/${item.unit}`, text: `L${item.layer} · ${item.unit}` })] },
+  "best descriptors": { head: "best descriptors", cell: (item) => bestDescriptors(item) },
+  match: { head: "match (descriptor, score, corpus)", cell: matchCell },
+  score: { head: "score (log2 enrichment)", cell: (item) => fmt(item.best_score) },
+  label: { head: "label", cell: (item) => [badge(item.label)] },
+  consistency: { head: "consistency", cell: (item) => fmt(item.consistency) },
+  mean: { head: "mean", cell: (item) => fmt(item.mean, 3) },
+  std: { head: "std", cell: (item) => fmt(item.std, 3) },
+  max: { head: "max", cell: (item) => fmt(item.maximum, 3) },
+};
+
+function matchCell(item) {
+  const match = item.match;
+  if (!match) return "–";
+  return [el("span", { class: "match-descriptor", text: match.descriptor }), el("span", { class: "hint", text: ` ${fmt(match.score)} on ${match.corpus}` })];
+}
+
+function renderTable(table, columns, items) {
+  table.tHead.replaceChildren(el("tr", {}, columns.map((key) => el("th", { "data-column": key, text: COLUMNS[key].head }))));
+  table.tBodies[0].replaceChildren(
     ...items.map((item) =>
-      el("tr", { "data-neuron": `${item.layer}/${item.unit}` }, [
-        el("td", {}, [el("a", { href: `/neurons/${item.layer}/${item.unit}`, text: `L${item.layer} · ${item.unit}` })]),
-        el("td", { text: item.descriptors ? bestDescriptors(item) : "–" }),
-        el("td", { text: fmt(item.best_score ?? null) }),
-        el("td", {}, [badge(item.label)]),
-        el("td", { text: fmt(item.consistency ?? null) }),
-        el("td", { text: fmt(item.maximum ?? null) }),
-      ]),
+      el(
+        "tr",
+        { "data-neuron": `${item.layer}/${item.unit}` },
+        columns.map((key) => {
+          const content = COLUMNS[key].cell(item);
+          return typeof content === "string" ? el("td", { "data-column": key, text: content }) : el("td", { "data-column": key }, content);
+        }),
+      ),
     ),
   );
 }
 
+/** Put the URL's filters into the form; a value the form does not offer falls back to the form's default. */
+function restoreFilters(form, state) {
+  for (const name of ["q", "layer", "label", "sort"]) {
+    const field = form.elements[name];
+    field.value = state[name];
+    if (field.value !== state[name]) field.selectedIndex = 0;
+  }
+}
+
 export function setupNeuronBrowser(spec) {
   const form = document.getElementById("neuron-filter");
-  const tbody = document.querySelector("#neuron-table tbody");
+  const table = document.getElementById("neuron-table");
   const status = document.getElementById("neuron-status");
   const errorBox = document.getElementById("neuron-error");
   const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
-  let offset = 0;
+  const initial = browserStateFromQuery(window.location.search);
+  restoreFilters(form, initial);
+  let offset = initial.offset;
+  let latest = 0;  // only the newest request may render (filters can change while one is in flight)
   const load = async () => {
+    const ticket = ++latest;
     const data = new FormData(form);
-    const query = new URLSearchParams({ limit: String(PAGE), offset: String(offset), sort: data.get("sort") });
-    for (const name of ["q", "layer", "label"]) if (data.get(name)) query.set(name, data.get(name));
+    const state = { q: (data.get("q") || "").trim(), layer: data.get("layer") || "", label: data.get("label") || "", sort: data.get("sort"), offset };
+    history.replaceState(history.state, "", `${window.location.pathname}${browserStateToQuery(state)}`);
+    const query = new URLSearchParams({ limit: String(PAGE), offset: String(offset), sort: state.sort });
+    for (const name of ["q", "layer", "label"]) if (state[name]) query.set(name, state[name]);
     try {
       const page = await api(`/api/neurons?${query}`);
+      if (ticket !== latest) return;
+      if (!page.items.length && offset > 0 && page.total > 0) {
+        offset = Math.floor((page.total - 1) / PAGE) * PAGE;  // a shared link past the last page
+        return load();
+      }
       renderSummary(document.getElementById("neuron-summary"), page);
-      renderRows(tbody, page.items);
+      renderTable(table, browserColumns(Boolean(page.description), state.q), page.items);
       status.textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total} neurons` : "no neurons";
       document.getElementById("prev-page").disabled = offset === 0;
       document.getElementById("next-page").disabled = offset + PAGE >= page.total;
       showError("");
     } catch (error) {
-      showError(error.message);
+      if (ticket === latest) showError(error.message);
     }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); offset = 0; load(); });
@@ -141,16 +187,45 @@ function setupIndexJobs(reload, showError) {
 
 function exemplarNode(exemplar) {
   const tokens = exemplar.tokens;
-  if (!tokens) return el("li", { text: `${exemplar.sentence} (${fmt(exemplar.activation)})` });
+  if (!tokens) return el("li", { class: "exemplar", text: `${exemplar.sentence} (${fmt(exemplar.activation)})` });
   const values = exemplar.token_activations.filter((v) => v !== null);
   const maximum = Math.max(...values, 0);
-  const spans = tokens.map((token, i) => {
-    const value = exemplar.token_activations[i];
-    const span = el("span", { class: i === exemplar.position ? "tok top" : "tok", title: value === null ? "special token" : `${token}: ${fmt(value, 3)}`, text: token });
-    span.style.background = shade(value, maximum);
-    return span;
-  });
-  return el("li", { class: "exemplar" }, [...spans, el("span", { class: "hint", text: ` ${fmt(exemplar.activation)}` })]);
+  const nodes = [];
+  for (const piece of tokenLayout(tokens, exemplar.token_activations)) {
+    if (piece.space) nodes.push(" ");
+    const classes = ["tok", piece.special ? "special" : "", piece.index === exemplar.position ? "top" : ""].filter(Boolean).join(" ");
+    const span = el("span", { class: classes, title: piece.special ? `special token ${piece.raw}` : `${piece.raw}: ${fmt(piece.value, 3)}`, text: piece.text });
+    if (!piece.special) span.style.background = shade(piece.value, maximum);
+    nodes.push(span);
+  }
+  return el("li", { class: "exemplar" }, [...nodes, " ", el("span", { class: "hint", text: fmt(exemplar.activation) })]);
+}
+
+function descriptorTable(descriptors) {
+  return el("table", { class: "methods descriptors" }, [
+    el("caption", { class: "hint", text: "Ordered by significance: smallest q-value (most significant) first, with the log2 enrichment score beside it." }),
+    el("thead", {}, [el("tr", {}, ["descriptor", "q", "log2 enrichment", "exemplars"].map((text) => el("th", { text })))]),
+    el("tbody", {}, descriptors.map((d) => el("tr", {}, [el("td", { text: d.descriptor }), el("td", { text: Number(d.q).toExponential(1) }), el("td", { text: fmt(d.score) }), el("td", { text: String(d.count) })]))),
+  ]);
+}
+
+function corpusSection(corpus, number, described, description) {
+  const stats = corpus.stats;
+  let descriptors;
+  if (!described) {
+    const why = description ? "Not part of the latest description run" : "No description run yet";
+    descriptors = el("p", { class: "hint not-described", text: `${why}: no descriptors were computed for this corpus.` });
+  } else if (corpus.descriptors.length) descriptors = descriptorTable(corpus.descriptors);
+  else descriptors = el("p", { class: "hint", text: "No significant descriptor on this corpus." });
+  const stability = described ? fmt(corpus.stability) : "not computed";
+  return el("section", { class: "corpus-column", "data-corpus": corpus.corpus, "data-described": String(described) }, [
+    el("h2", { text: corpus.corpus }),
+    ...(corpus.warning ? [el("p", { class: "warning corpus-warning", role: "note", text: corpus.warning })] : []),
+    el("p", { class: "hint", text: `${corpus.sentences} sentences · mean ${fmt(stats.mean, 3)} · std ${fmt(stats.std, 3)} · max ${fmt(stats.maximum, 3)} · calibration/held-out stability ${stability}` }),
+    descriptors,
+    el("div", { class: "figure-small", id: `histogram-${number}` }),
+    el("ol", { class: "exemplars" }, corpus.exemplars.map(exemplarNode)),
+  ]);
 }
 
 export async function setupNeuronPage(spec) {
@@ -160,31 +235,18 @@ export async function setupNeuronPage(spec) {
     const neuron = await api(`/api/neurons/${spec.layer}/${spec.unit}`);
     document.getElementById("neuron-label").replaceChildren(badge(neuron.label));
     document.getElementById("neuron-consistency").textContent = `consistency (Jaccard of descriptor sets across corpora) ${fmt(neuron.consistency)} · top-token overlap ${fmt(neuron.token_overlap)}`;
-    box.replaceChildren(
-      ...neuron.corpora.map((corpus, number) => {
-        const plot = el("div", { class: "figure-small", id: `histogram-${number}` });
-        const descriptors = corpus.descriptors.length
-          ? el("table", { class: "methods descriptors" }, [
-              el("thead", {}, [el("tr", {}, ["descriptor", "log2 enrichment", "exemplars", "q"].map((text) => el("th", { text })))]),
-              el("tbody", {}, corpus.descriptors.map((d) => el("tr", {}, [el("td", { text: d.descriptor }), el("td", { text: fmt(d.score) }), el("td", { text: String(d.count) }), el("td", { text: Number(d.q).toExponential(1) })]))),
-            ])
-          : el("p", { class: "hint", text: "No significant descriptor on this corpus." });
-        const stats = corpus.stats;
-        return el("section", { class: "corpus-column", "data-corpus": corpus.corpus }, [
-          el("h2", { text: corpus.corpus }),
-          el("p", { class: "hint", text: `${corpus.sentences} sentences · mean ${fmt(stats.mean, 3)} · std ${fmt(stats.std, 3)} · max ${fmt(stats.maximum, 3)} · calibration/held-out stability ${fmt(corpus.stability)}` }),
-          descriptors,
-          plot,
-          el("ol", { class: "exemplars" }, corpus.exemplars.map(exemplarNode)),
-        ]);
-      }),
-    );
-    neuron.corpora.forEach((corpus, number) => {
+    // corpora of the description run first (the API orders them so; kept stable for older answers)
+    const corpora = neuron.corpora
+      .map((corpus) => ({ corpus, described: inDescription(corpus, neuron.description) }))
+      .sort((a, b) => Number(b.described) - Number(a.described));
+    box.replaceChildren(...corpora.map(({ corpus, described }, number) => corpusSection(corpus, number, described, neuron.description)));
+    corpora.forEach(({ corpus }, number) => {
       const edges = corpus.histogram.edges;
       const centres = edges.slice(0, -1).map((edge, i) => (edge + edges[i + 1]) / 2);
       draw(document.getElementById(`histogram-${number}`), {
         data: [{ type: "bar", x: centres, y: corpus.histogram.counts.slice(1, -1), marker: { color: "#1f6fb2" } }],
         layout: { title: { text: `Activations on ${corpus.corpus}` }, yaxis: { type: "log", title: { text: "tokens" } }, xaxis: { title: { text: "activation" } }, height: 240, margin: { l: 50, r: 10, t: 40, b: 40 } },
+        config: { responsive: true },
       });
     });
   } catch (error) {
@@ -207,7 +269,9 @@ export async function setupActiveNeurons(analysisId) {
       el("ul", { class: "active-neurons" }, answer.items.map((item) =>
         el("li", {}, [
           el("a", { href: item.url, text: `L${item.layer} · ${item.unit}` }),
-          el("span", { text: ` on "${item.token}" ×${fmt(item.relative)} ` }),
+          " on ",
+          el("code", { class: "token", text: item.token }),
+          ` ×${fmt(item.relative)} `,
           el("span", { class: "hint", text: item.best_descriptor || "" }),
         ]),
       )),

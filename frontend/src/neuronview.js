@@ -1,0 +1,102 @@
+// Pure helpers of the neuron pages: browser state in the URL, which columns to show, how exemplar tokens
+// join into words, and the plain-language reading of the neurons-versus-random-directions summary.
+
+export const PAGE = 50;
+export const SORTS = ["score", "consistency", "layer"];
+const DEFAULT_SORT = "score";
+
+/** A number with fixed digits, "–" when missing. */
+export const fmt = (value, digits = 2) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+/** A fraction as "6.2 %" (missing counts as 0). */
+export const percent = (fraction) => `${fmt(100 * (fraction || 0), 1)} %`;
+
+/** Browser filters from a query string; unknown or malformed values fall back to the defaults. */
+export function browserStateFromQuery(search) {
+  const params = new URLSearchParams(search);
+  const text = (name) => (params.get(name) || "").trim();
+  const layer = text("layer");
+  const offset = Number(text("offset"));
+  const sort = text("sort");
+  return {
+    q: text("q").slice(0, 200),
+    layer: /^\d+$/.test(layer) ? String(Number(layer)) : "",
+    label: text("label"),
+    sort: SORTS.includes(sort) ? sort : DEFAULT_SORT,
+    offset: Number.isInteger(offset) && offset > 0 ? offset - (offset % PAGE) : 0,
+  };
+}
+
+/** Query string of the browser filters ("" for the default view); defaults left out, stable order. */
+export function browserStateToQuery(state) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  if (state.layer !== "" && state.layer !== undefined && state.layer !== null) params.set("layer", String(state.layer));
+  if (state.label) params.set("label", state.label);
+  if (state.sort && state.sort !== DEFAULT_SORT) params.set("sort", state.sort);
+  if (state.offset > 0) params.set("offset", String(state.offset));
+  const query = params.toString();
+  return query ? `?${query}` : "";
+}
+
+/** Columns of the neuron table: descriptor columns (and "match" while searching) once a description run
+ * exists; before that only the index statistics, where each item has its maximum. */
+export function browserColumns(described, query) {
+  if (!described) return ["neuron", "mean", "std", "max"];
+  return ["neuron", "best descriptors", ...(query ? ["match"] : []), "score", "label", "consistency"];
+}
+
+/** Exemplar tokens as display pieces: word-piece markers removed, `space` where a new word starts,
+ * `special` for tokens without an activation ([CLS], [SEP], <s>, </s>). */
+export function tokenLayout(tokens, activations) {
+  const marked = (prefix) => tokens.some((token, i) => i > 0 && token.length > 1 && token.startsWith(prefix));
+  const lead = marked("Ġ") ? "Ġ" : marked("▁") ? "▁" : null;
+  return tokens.map((raw, index) => {
+    const value = activations[index] ?? null;
+    const special = value === null;
+    let text = raw;
+    let space = index > 0;
+    if (!special && lead && raw.length > 1 && raw.startsWith(lead)) text = raw.slice(1);
+    else if (!special && lead) space = index > 0 && activations[index - 1] === null;
+    else if (!special && !lead && raw.length > 2 && raw.startsWith("##")) {
+      text = raw.slice(2);
+      space = false;
+    }
+    return { index, raw, text, value, special, space };
+  });
+}
+
+/** Whether a corpus entered the latest description run (the API says; older answers are inferred). */
+export function inDescription(corpus, description) {
+  if (typeof corpus.in_description === "boolean") return corpus.in_description;
+  return Boolean(description && (description.summary?.corpora || []).includes(corpus.corpus));
+}
+
+/** "256 directions over 6 layers" from the random directions' summary (`per_layer`: {layer: count}). */
+export function directionsText(group) {
+  const perLayer = group.per_layer;
+  if (perLayer && typeof perLayer === "object") {
+    const counts = Object.values(perLayer).map(Number);
+    const total = counts.reduce((sum, count) => sum + count, 0);
+    return `${total} directions over ${counts.length} layer${counts.length === 1 ? "" : "s"}`;
+  }
+  return `${group.units} directions`;
+}
+
+/** One plain sentence comparing neurons with random directions, from the run's numbers. */
+export function illusionSentence(summary) {
+  const neurons = summary.neurons;
+  const randoms = summary.random_directions;
+  const caveat = " When the two are close, a description alone is weak evidence that a neuron encodes that concept.";
+  if (summary.corpora.length < 2) {
+    const described = (group) => summary.corpora.map((c) => percent(group.per_corpus?.[c]?.described_fraction)).join(" / ");
+    return (
+      `Only ${summary.corpora.join(", ")} was described, so consistency across corpora is not computed;` +
+      ` described there: neurons ${described(neurons)}, random directions ${described(randoms)}.${caveat}`
+    );
+  }
+  const consistent = (group) => percent(group.labels?.consistent);
+  return (
+    `Neurons: ${consistent(neurons)} consistent, mean consistency ${fmt(neurons.mean_consistency)};` +
+    ` random directions: ${consistent(randoms)}, ${fmt(randoms.mean_consistency)}.${caveat}`
+  );
+}

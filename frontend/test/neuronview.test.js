@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  browserColumns,
+  browserStateFromQuery,
+  browserStateToQuery,
+  directionsText,
+  illusionSentence,
+  inDescription,
+  tokenLayout,
+} from "../src/neuronview.js";
+
+test("browser state: defaults give an empty query, filters a stable one", () => {
+  assert.equal(browserStateToQuery({ q: "", layer: "", label: "", sort: "score", offset: 0 }), "");
+  assert.equal(
+    browserStateToQuery({ q: "sport & games", layer: "0", label: "single corpus", sort: "consistency", offset: 100 }),
+    "?q=sport+%26+games&layer=0&label=single+corpus&sort=consistency&offset=100",
+  );
+});
+
+test("browser state round-trips through the query string", () => {
+  const state = { q: "number", layer: "3", label: "consistent", sort: "layer", offset: 50 };
+  assert.deepEqual(browserStateFromQuery(browserStateToQuery(state)), state);
+  assert.deepEqual(browserStateFromQuery(""), { q: "", layer: "", label: "", sort: "score", offset: 0 });
+});
+
+test("browser state: malformed values fall back to defaults, offsets snap to a page", () => {
+  const state = browserStateFromQuery("?layer=-1&sort=drop&offset=73&q=%20x%20");
+  assert.deepEqual(state, { q: "x", layer: "", label: "", sort: "score", offset: 50 });
+  assert.equal(browserStateFromQuery("?offset=abc").offset, 0);
+  assert.equal(browserStateFromQuery("?layer=007").layer, "7");
+});
+
+test("columns: max only before descriptions exist, match only while searching", () => {
+  assert.deepEqual(browserColumns(false, ""), ["neuron", "mean", "std", "max"]);
+  assert.deepEqual(browserColumns(true, ""), ["neuron", "best descriptors", "score", "label", "consistency"]);
+  assert.deepEqual(browserColumns(true, "sport"), ["neuron", "best descriptors", "match", "score", "label", "consistency"]);
+});
+
+test("token layout: word pieces join their word, specials are marked and keep their text", () => {
+  const pieces = tokenLayout(["[CLS]", "play", "##ing", "chess", "[SEP]"], [null, 1, 2, 0.5, null]);
+  assert.deepEqual(
+    pieces.map((p) => [p.text, p.space, p.special]),
+    [["[CLS]", false, true], ["play", true, false], ["ing", false, false], ["chess", true, false], ["[SEP]", true, true]],
+  );
+  assert.equal(pieces[2].raw, "##ing");
+});
+
+test("token layout: byte-level (Ġ) tokens start words, the rest continue them", () => {
+  const pieces = tokenLayout(["<s>", "The", "Ġplay", "ing", "Ġcat", "</s>"], [null, 1, 1, 1, 1, null]);
+  assert.deepEqual(
+    pieces.map((p) => [p.text, p.space]),
+    [["<s>", false], ["The", true], ["play", true], ["ing", false], ["cat", true], ["</s>", true]],
+  );
+});
+
+test("inDescription trusts the API's flag and otherwise reads the run's corpora", () => {
+  const description = { summary: { corpora: ["wiki"] } };
+  assert.equal(inDescription({ corpus: "news", in_description: true }, null), true);
+  assert.equal(inDescription({ corpus: "wiki", in_description: false }, description), false);
+  assert.equal(inDescription({ corpus: "wiki" }, description), true);
+  assert.equal(inDescription({ corpus: "news" }, description), false);
+  assert.equal(inDescription({ corpus: "wiki" }, null), false);
+});
+
+test("random directions: counted over their layers", () => {
+  assert.equal(directionsText({ units: 256, per_layer: { 0: 43, 1: 43, 2: 43, 3: 43, 4: 42, 5: 42 } }), "256 directions over 6 layers");
+  assert.equal(directionsText({ units: 10, per_layer: { 2: 10 } }), "10 directions over 1 layer");
+  assert.equal(directionsText({ units: 12 }), "12 directions");
+});
+
+test("the illusion sentence is computed from the summary's numbers", () => {
+  const summary = {
+    corpora: ["wiki", "news"],
+    neurons: { labels: { consistent: 0.0625 }, mean_consistency: 0.2 },
+    random_directions: { labels: { consistent: 0.051 }, mean_consistency: 0.2249 },
+  };
+  assert.equal(
+    illusionSentence(summary),
+    "Neurons: 6.3 % consistent, mean consistency 0.20; random directions: 5.1 %, 0.22." +
+      " When the two are close, a description alone is weak evidence that a neuron encodes that concept.",
+  );
+  const other = { ...summary, random_directions: { labels: {}, mean_consistency: 0.5 } };
+  assert.match(illusionSentence(other), /random directions: 0\.0 %, 0\.50\./);
+  const none = { ...summary, neurons: { labels: {}, mean_consistency: null } };
+  assert.match(illusionSentence(none), /^Neurons: 0\.0 % consistent, mean consistency –;/);
+});
+
+test("the illusion sentence says when one corpus cannot give a consistency", () => {
+  const summary = {
+    corpora: ["sample"],
+    neurons: { labels: {}, mean_consistency: null, per_corpus: { sample: { described_fraction: 0.352 } } },
+    random_directions: { labels: {}, mean_consistency: null, per_corpus: { sample: { described_fraction: 0.3 } } },
+  };
+  assert.equal(
+    illusionSentence(summary),
+    "Only sample was described, so consistency across corpora is not computed; described there: neurons 35.2 %," +
+      " random directions 30.0 %. When the two are close, a description alone is weak evidence that a neuron" +
+      " encodes that concept.",
+  );
+});
