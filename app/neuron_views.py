@@ -54,7 +54,8 @@ def neuron_page(
 
 
 def _best_match(descriptors: dict[str, list[dict]], query: str) -> dict[str, Any] | None:
-    """The highest-scoring descriptor whose label contains ``query`` (case-insensitive), with its corpus."""
+    """The descriptor whose label is ``query`` (case-insensitive), else the highest-scoring one containing it,
+    with its score and corpus."""
     needle = query.lower()
     found = [
         {"descriptor": entry["descriptor"], "score": entry["score"], "corpus": corpus}
@@ -62,7 +63,7 @@ def _best_match(descriptors: dict[str, list[dict]], query: str) -> dict[str, Any
         for entry in entries
         if needle in entry["descriptor"].lower()
     ]
-    return max(found, key=lambda entry: entry["score"], default=None)
+    return max(found, key=lambda entry: (entry["descriptor"].lower() == needle, entry["score"]), default=None)
 
 
 def _named(descriptors: dict[str, list[list]], labels: list[str]) -> dict[str, list[dict]]:
@@ -85,13 +86,20 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
     described = runner.descriptions.latest(revision)
     row = runner.descriptions.neuron(described.id, layer, unit) if described else None
     labels = described.descriptor_set.get("labels", []) if described else []
+    run_order = (
+        {name: number for number, name in enumerate(described.summary.get("corpora", []))}
+        if described
+        else {}
+    )
     in_run = set(described.corpora) if described else set()
-    indexes.sort(key=lambda info: info.corpus not in in_run)  # the described corpora first, stable
+    # the described corpora first, in the run's order; then the others
+    indexes.sort(key=lambda info: (info.corpus not in in_run, run_order.get(info.corpus, len(run_order))))
     corpora = []
     for info in indexes:
         detail = runner.neurons.neuron(info.id, layer, unit)
         exemplars = [dataclasses.asdict(item) for item in detail.exemplars]
         _shade(runner, exemplars[:shaded], layer, unit, info.max_tokens)
+        _name_tokens(runner, exemplars[shaded:], info.max_tokens)
         corpora.append(
             {
                 "corpus": info.corpus,
@@ -131,8 +139,20 @@ def _small_corpus_warning(sentences: int, k: int) -> str | None:
     return (
         f"This corpus has {sentences} sentences for k = {k} exemplars per neuron (fewer than "
         f"{SELECTIVE_SENTENCES_PER_EXEMPLAR * k}): many neurons' exemplars reach down to ordinary "
-        "activations, so its exemplars, descriptors and consistency are weak evidence. Index a larger corpus."
+        "activations, so its exemplars (and any description built on them) are weak evidence. Index a larger "
+        "corpus."
     )
+
+
+def _name_tokens(runner: Runner, exemplars: list[dict], max_tokens: int) -> None:
+    """Attach the exemplar's token (the one that fired) to exemplars shown without shading: tokenizer only."""
+    unique = list(dict.fromkeys(item["sentence"] for item in exemplars))
+    if not unique:
+        return
+    tokens = dict(zip(unique, runner.token_strings(unique, max_tokens), strict=True))
+    for item in exemplars:
+        row = tokens[item["sentence"]]
+        item["token"] = row[item["position"]] if 0 <= item["position"] < len(row) else None
 
 
 def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tokens: int) -> None:

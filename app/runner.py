@@ -136,6 +136,13 @@ class Runner:
                 max_chars=self.settings.max_text_chars,
             )
 
+    def token_strings(self, texts: list[str], max_tokens: int) -> list[list[str]]:
+        """The tokens of each text as the model sees them (special tokens included, truncated)."""
+        tokenizer = self.loaded.tokenizer
+        with self._tokenizer_lock:
+            ids = tokenizer(texts, truncation=True, max_length=max_tokens)["input_ids"]
+            return [tokenizer.convert_ids_to_tokens(row) for row in ids]
+
     def clean_pass(self, encoded: Encoded, *, ffn: bool = False) -> CleanPass:
         """The clean forward pass of one input: micro-batched with concurrent requests when batching is on."""
         if self.batcher is not None:

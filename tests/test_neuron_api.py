@@ -121,6 +121,13 @@ def test_corpora_outside_the_description_run_are_marked(client, tmp_path):
     # 12 and 24 sentences for k = 5 are too few for selective exemplars; 240 are enough
     assert "12 sentences for k = 5" in corpora[0]["warning"] and corpora[1]["warning"]
     assert corpora[2]["warning"] is None
+    from app.neuron_views import neuron_detail
+
+    runner = client.app.state.runner
+    detail = neuron_detail(runner, 1, 3, shaded=2)["corpora"][2]  # beyond 2 exemplars: the token by name
+    tokenized = runner.token_strings([e["sentence"] for e in detail["exemplars"]], 128)
+    for exemplar, tokens in zip(detail["exemplars"][2:], tokenized[2:], strict=True):
+        assert "tokens" not in exemplar and exemplar["token"] == tokens[exemplar["position"]]
 
 
 def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):

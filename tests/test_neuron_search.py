@@ -67,3 +67,24 @@ def test_an_older_run_gets_its_score_rows_on_the_first_search(saved):
     assert [item["unit"] for item in store.page(set_id, query="negation")[1]] == [1, 0]
     with store._session() as session:
         assert session.scalar(select(func.count()).select_from(DescriptorScoreRow)) == 5
+
+
+def test_a_descriptor_equal_to_the_query_ranks_first(tmp_path):
+    labels = ["t-numbers", "number"]
+    neurons = [
+        _unit({"a": [[0, 3.0, 4, 0.001]]}),  # only contains the query
+        _unit({"a": [[1, 0.95, 9, 0.01]]}),
+        _unit({"a": [[1, 0.5, 7, 0.02], [0, 4.0, 4, 0.001]]}),  # both: ranked by its exact score
+    ]
+    descriptor_set = DescriptorSet(labels, [[label] for label in labels], np.zeros((3, 2), bool), {})
+    run = DescriptionRun(descriptor_set, ["a"], neurons, num_units=3)
+    store = DescriptionStore(make_engine(sqlite_url(tmp_path)))
+    set_id = store.save(run, "tiny", "rev", {"a": "index-a"}, {})
+    _, items = store.page(set_id, query="Number", sort="score")
+    assert [item["unit"] for item in items] == [1, 2, 0]
+    matches = [_best_match(_named(item["descriptors"], labels), "Number") for item in items]
+    assert [(m["descriptor"], m["score"]) for m in matches] == [
+        ("number", 0.95),
+        ("number", 0.5),
+        ("t-numbers", 3.0),
+    ]

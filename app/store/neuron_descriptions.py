@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    case,
     exists,
     func,
     insert,
@@ -242,6 +243,12 @@ class DescriptionStore:
                     DescriptorScoreRow.layer,
                     DescriptorScoreRow.unit,
                     func.max(DescriptorScoreRow.score).label("score"),
+                    # a descriptor that *is* the query outranks longer ones that merely contain it
+                    func.max(
+                        case(
+                            (DescriptorScoreRow.descriptor == query.lower().strip(), DescriptorScoreRow.score)
+                        )
+                    ).label("exact"),
                 )
                 .where(
                     DescriptorScoreRow.set_id == set_id,
@@ -251,8 +258,9 @@ class DescriptionStore:
                 .subquery()
             )
         score = DescriptionRow.best_score if match is None else match.c.score
+        exact = [] if match is None else [match.c.exact.desc().nulls_last()]
         order = {
-            "score": [score.desc().nulls_last()],
+            "score": [*exact, score.desc().nulls_last()],
             "consistency": [DescriptionRow.consistency.desc().nulls_last(), score.desc().nulls_last()],
             "layer": [],
         }[sort]

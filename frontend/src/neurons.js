@@ -187,7 +187,11 @@ function setupIndexJobs(reload, showError) {
 
 function exemplarNode(exemplar) {
   const tokens = exemplar.tokens;
-  if (!tokens) return el("li", { class: "exemplar", text: `${exemplar.sentence} (${fmt(exemplar.activation)})` });
+  if (!tokens) {
+    // beyond the shaded exemplars: the sentence, the token that fired (by name) and its activation
+    const fired = exemplar.token ? [" ", el("code", { class: "token", title: `token ${exemplar.position}`, text: exemplar.token })] : [];
+    return el("li", { class: "exemplar" }, [exemplar.sentence, ...fired, " ", el("span", { class: "hint", text: fmt(exemplar.activation) })]);
+  }
   const values = exemplar.token_activations.filter((v) => v !== null);
   const maximum = Math.max(...values, 0);
   const nodes = [];

@@ -97,6 +97,27 @@ export function illusionSentence(summary) {
   const consistent = (group) => percent(group.labels?.consistent);
   return (
     `Neurons: ${consistent(neurons)} consistent, mean consistency ${fmt(neurons.mean_consistency)};` +
-    ` random directions: ${consistent(randoms)}, ${fmt(randoms.mean_consistency)}.${caveat}`
+    ` random directions: ${consistent(randoms)}, ${fmt(randoms.mean_consistency)}. ${illusionVerdict(neurons, randoms)}`
   );
+}
+
+// How far neurons must lead random directions before the page calls the difference more than "close":
+// 2 percentage points of consistent units and 0.05 of mean consistency (a reading aid, not a test).
+const CLOSE_FRACTION = 0.02;
+const CLOSE_MEAN = 0.05;
+
+/** One sentence reading the neurons-versus-random-directions numbers of a run with two or more corpora. */
+export function illusionVerdict(neurons, randoms) {
+  const n = neurons.labels?.consistent || 0;
+  const r = randoms.labels?.consistent || 0;
+  const nm = neurons.mean_consistency;
+  const rm = randoms.mean_consistency;
+  const means = nm !== null && nm !== undefined && rm !== null && rm !== undefined;
+  if (r >= n || (means && rm >= nm)) {
+    return "Random directions are as consistent as neurons or more on these corpora: a description, even a consistent one, is no evidence beyond what noise also gets.";
+  }
+  if (n - r < CLOSE_FRACTION || (means && nm - rm < CLOSE_MEAN)) {
+    return "The two are close: a description alone is weak evidence that a neuron encodes that concept.";
+  }
+  return "Neurons are more often consistent than random directions here; still read any single description with this control in mind.";
 }

@@ -7,6 +7,7 @@ import {
   browserStateToQuery,
   directionsText,
   illusionSentence,
+  illusionVerdict,
   inDescription,
   tokenLayout,
 } from "../src/neuronview.js";
@@ -79,12 +80,21 @@ test("the illusion sentence is computed from the summary's numbers", () => {
   assert.equal(
     illusionSentence(summary),
     "Neurons: 6.3 % consistent, mean consistency 0.20; random directions: 5.1 %, 0.22." +
-      " When the two are close, a description alone is weak evidence that a neuron encodes that concept.",
+      " Random directions are as consistent as neurons or more on these corpora: a description, even a" +
+      " consistent one, is no evidence beyond what noise also gets.",
   );
   const other = { ...summary, random_directions: { labels: {}, mean_consistency: 0.5 } };
   assert.match(illusionSentence(other), /random directions: 0\.0 %, 0\.50\./);
   const none = { ...summary, neurons: { labels: {}, mean_consistency: null } };
   assert.match(illusionSentence(none), /^Neurons: 0\.0 % consistent, mean consistency –;/);
+});
+
+test("the verdict follows the numbers: noise ahead, close, or neurons clearly ahead", () => {
+  const group = (consistent, mean) => ({ labels: { consistent }, mean_consistency: mean });
+  assert.match(illusionVerdict(group(0.061, 0.22), group(0.07, 0.33)), /^Random directions are as consistent/);
+  assert.match(illusionVerdict(group(0.085, 0.17), group(0.055, 0.13)), /^The two are close/);  // mean +0.04
+  assert.match(illusionVerdict(group(0.3, 0.4), group(0.05, 0.1)), /^Neurons are more often consistent/);
+  assert.match(illusionVerdict(group(0.3, null), group(0.05, null)), /^Neurons are more often consistent/);
 });
 
 test("the illusion sentence says when one corpus cannot give a consistency", () => {
