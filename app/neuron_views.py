@@ -204,4 +204,4 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
                 "url": f"/neurons/{layer}/{unit}",
             }
         )
-    return {"items": items, "index": reference.corpus}
+    return {"items": items, "index": reference.corpus, "index_in_description": reference.corpus in in_run}

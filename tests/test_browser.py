@@ -396,6 +396,8 @@ def test_neuron_browser_columns_and_url_state(indexing_server, page):
         "[...document.querySelectorAll('#neuron-table tbody tr')]"
         ".every((r) => r.dataset.neuron.startsWith('3/'))"
     )
+    page.set_viewport_size({"width": 480, "height": 900})  # a phone: the page itself never scrolls sideways
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
     assert page.errors == []
 
 

@@ -71,7 +71,7 @@ def test_neuron_detail(tiny_bert, store):
     assert len(detail.histogram) == HISTOGRAM_SLOTS and len(detail.histogram_edges) == HISTOGRAM_BINS + 1
     assert detail.mean == pytest.approx(state.mean[1, 7]) and detail.std == pytest.approx(state.std[1, 7])
     assert detail.maximum == pytest.approx(state.maximum[1, 7]) == detail.exemplars[0].activation
-    with pytest.raises(NotFound, match="is not in index"):
+    with pytest.raises(NotFound, match="No neuron .* in the index of corpus .toy.: it has layers 0-1"):
         store.neuron(info.id, 2, 0)
     with pytest.raises(NotFound, match="No neuron index"):
         store.neuron("missing", 0, 0)

@@ -252,8 +252,8 @@ class NeuronStore:
         info = self.get(index_id)
         if not (0 <= layer < info.num_layers and 0 <= unit < info.num_units):
             raise NotFound(
-                f"Neuron ({layer}, {unit}) is not in index {index_id!r} "
-                f"(layers 0-{info.num_layers - 1}, units 0-{info.num_units - 1}; built yet?)."
+                f"No neuron ({layer}, {unit}) in the index of corpus {info.corpus!r}: it has layers "
+                f"0-{info.num_layers - 1} and units 0-{info.num_units - 1}."
             )
         query = select(NeuronLayerRow.data).where(
             NeuronLayerRow.index_id == index_id, NeuronLayerRow.layer == layer

@@ -3,7 +3,7 @@
 
 import { el } from "./dom.js";
 import { api, isActive, renderJobs } from "./evaluations.js";
-import { PAGE, browserColumns, browserStateFromQuery, browserStateToQuery, directionsText, fmt, illusionSentence, inDescription, percent, tokenLayout } from "./neuronview.js";
+import { PAGE, browserColumns, browserStateFromQuery, browserStateToQuery, directionsText, fmt, histogramBars, illusionSentence, inDescription, percent, tokenLayout } from "./neuronview.js";
 import { draw } from "./plot.js";
 
 const LABELS = ["consistent", "inconsistent", "corpus-specific", "undescribed"];
@@ -67,7 +67,9 @@ function renderSummary(box, page) {
     ]),
   );
   box.append(
-    el("table", { class: "methods", id: "illusion-table" }, [el("thead", {}, [el("tr", {}, heads.map((text) => el("th", { text })))]), el("tbody", {}, body)]),
+    el("div", { class: "table-scroll" }, [
+      el("table", { class: "methods", id: "illusion-table" }, [el("thead", {}, [el("tr", {}, heads.map((text) => el("th", { text })))]), el("tbody", {}, body)]),
+    ]),
     el("p", { id: "illusion-sentence", text: illusionSentence(summary) }),
   );
 }
@@ -219,9 +221,10 @@ function corpusSection(corpus, number, described, description) {
   if (!described) {
     const why = description ? "Not part of the latest description run" : "No description run yet";
     descriptors = el("p", { class: "hint not-described", text: `${why}: no descriptors were computed for this corpus.` });
-  } else if (corpus.descriptors.length) descriptors = descriptorTable(corpus.descriptors);
+  } else if (corpus.descriptors.length) descriptors = el("div", { class: "table-scroll" }, [descriptorTable(corpus.descriptors)]);
   else descriptors = el("p", { class: "hint", text: "No significant descriptor on this corpus." });
-  const stability = described ? fmt(corpus.stability) : "not computed";
+  const undefinedStability = "undefined (neither half of the corpus gives it a significant descriptor)";
+  const stability = !described ? "not computed" : corpus.stability === null ? undefinedStability : fmt(corpus.stability);
   return el("section", { class: "corpus-column", "data-corpus": corpus.corpus, "data-described": String(described) }, [
     el("h2", { text: corpus.corpus }),
     ...(corpus.warning ? [el("p", { class: "warning corpus-warning", role: "note", text: corpus.warning })] : []),
@@ -245,11 +248,12 @@ export async function setupNeuronPage(spec) {
       .sort((a, b) => Number(b.described) - Number(a.described));
     box.replaceChildren(...corpora.map(({ corpus, described }, number) => corpusSection(corpus, number, described, neuron.description)));
     corpora.forEach(({ corpus }, number) => {
-      const edges = corpus.histogram.edges;
-      const centres = edges.slice(0, -1).map((edge, i) => (edge + edges[i + 1]) / 2);
+      const bars = histogramBars(corpus.histogram.edges, corpus.histogram.counts);
+      const outside = [bars.underflow ? `${bars.underflow} below ${bars.low}` : "", bars.overflow ? `${bars.overflow} at or above ${bars.high}` : ""].filter(Boolean);
+      const title = `Activations on ${corpus.corpus}${outside.length ? ` (${outside.join(", ")})` : ""}`;
       draw(document.getElementById(`histogram-${number}`), {
-        data: [{ type: "bar", x: centres, y: corpus.histogram.counts.slice(1, -1), marker: { color: "#1f6fb2" } }],
-        layout: { title: { text: `Activations on ${corpus.corpus}` }, yaxis: { type: "log", title: { text: "tokens" } }, xaxis: { title: { text: "activation" } }, height: 240, margin: { l: 50, r: 10, t: 40, b: 40 } },
+        data: [{ type: "bar", x: bars.x, y: bars.y, marker: { color: "#1f6fb2" } }],
+        layout: { title: { text: title }, yaxis: { type: "log", title: { text: "tokens" } }, xaxis: { title: { text: "activation" } }, height: 240, margin: { l: 50, r: 10, t: 40, b: 40 } },
         config: { responsive: true },
       });
     });
@@ -269,7 +273,7 @@ export async function setupActiveNeurons(analysisId) {
       return;
     }
     box.replaceChildren(
-      el("p", { class: "hint", text: `Activation relative to the neuron's maximum over the ${answer.index} corpus.` }),
+      el("p", { class: "hint", text: `Activation relative to the neuron's maximum over the ${answer.index} corpus (the largest ${answer.index_in_description ? "corpus of the latest description run" : "indexed corpus"}).` }),
       el("ul", { class: "active-neurons" }, answer.items.map((item) =>
         el("li", {}, [
           el("a", { href: item.url, text: `L${item.layer} · ${item.unit}` }),

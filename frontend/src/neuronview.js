@@ -121,3 +121,20 @@ export function illusionVerdict(neurons, randoms) {
   }
   return "Neurons are more often consistent than random directions here; still read any single description with this control in mind.";
 }
+
+/** Histogram bars trimmed to the bins that hold tokens (slots: underflow, the bins of `edges`, overflow). */
+export function histogramBars(edges, counts) {
+  const inner = counts.slice(1, -1);
+  const used = inner.map((count, i) => (count > 0 ? i : -1)).filter((i) => i >= 0);
+  const first = used.length ? used[0] : 0;
+  const last = used.length ? used[used.length - 1] : -1;
+  const centres = edges.slice(0, -1).map((edge, i) => (edge + edges[i + 1]) / 2);
+  return {
+    x: centres.slice(first, last + 1),
+    y: inner.slice(first, last + 1),
+    underflow: counts[0] || 0,
+    overflow: counts[counts.length - 1] || 0,
+    low: edges[0],
+    high: edges[edges.length - 1],
+  };
+}

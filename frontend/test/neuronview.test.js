@@ -6,6 +6,7 @@ import {
   browserStateFromQuery,
   browserStateToQuery,
   directionsText,
+  histogramBars,
   illusionSentence,
   illusionVerdict,
   inDescription,
@@ -109,4 +110,14 @@ test("the illusion sentence says when one corpus cannot give a consistency", () 
       " random directions 30.0 %. When the two are close, a description alone is weak evidence that a neuron" +
       " encodes that concept.",
   );
+});
+
+test("histogram bars keep only the span of bins that hold tokens", () => {
+  const edges = [-0.5, -0.375, -0.25, -0.125, 0, 0.125];
+  const bars = histogramBars(edges, [2, 0, 0, 5, 7, 0, 3]);
+  assert.deepEqual(bars.x, [-0.1875, -0.0625]);
+  assert.deepEqual(bars.y, [5, 7]);
+  assert.equal(bars.underflow, 2);
+  assert.equal(bars.overflow, 3);
+  assert.deepEqual(histogramBars(edges, [0, 0, 0, 0, 0, 0, 0]).x, []);
 });
