@@ -8,6 +8,7 @@ finishing adds one summary row per neuron for fast browsing. Every database fail
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,7 @@ SORT_COLUMNS = {
 }
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+PACKING_THREADS = 2  # layer blobs compressed at once when a checkpoint or a finished index is written
 
 
 def _finite(value: float) -> float | None:
@@ -163,10 +165,12 @@ class NeuronStore:
 
     def _write_state(self, session: Session, index_id: str, state: IndexState, status: str) -> None:
         session.execute(delete(NeuronLayerRow).where(NeuronLayerRow.index_id == index_id))
-        layers = [
-            {"index_id": index_id, "layer": layer, "data": _pack_layer(state.layer_arrays(layer))}
-            for layer in range(state.num_layers)
-        ]
+        # zlib releases the GIL while it compresses: the layers pack side by side
+        with ThreadPoolExecutor(max_workers=PACKING_THREADS) as pool:
+            blobs = list(
+                pool.map(_pack_layer, (state.layer_arrays(layer) for layer in range(state.num_layers)))
+            )
+        layers = [{"index_id": index_id, "layer": layer, "data": blob} for layer, blob in enumerate(blobs)]
         session.execute(insert(NeuronLayerRow), layers)
         changed = session.execute(
             update(NeuronIndexRow)
