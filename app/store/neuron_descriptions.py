@@ -2,8 +2,8 @@
 
 - ``neuron_description_sets``: one run (model revision, corpora and their index ids, generator, the
   clustered descriptor set, the summary that compares neurons with random directions).
-- ``neuron_descriptions``: per neuron its label, consistency, best descriptor and score, a lower-case search
-  text of its descriptor labels, and the per-corpus detail as JSON.
+- ``neuron_descriptions``: per neuron its label, consistency, best descriptor and score, and the per-corpus
+  detail as JSON (its ``search_text`` column is no longer written or read: searches use the score table).
 - ``neuron_descriptor_scores``: per neuron and descriptor its best score over the corpora (lower-case label),
   so that a search ``q`` finds and ranks 40k neurons in SQL by their score *for the matching descriptor*.
 A run is written in one transaction: a crash leaves either the whole run or nothing. Runs saved before the
@@ -69,7 +69,7 @@ class DescriptionRow(Base):
     consistency: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_descriptor: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    search_text: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(Text, default="")  # unused; kept so older databases still fit
     detail: Mapped[dict] = mapped_column(JSON)
 
 
@@ -153,7 +153,6 @@ class DescriptionStore:
                 key=lambda entry: entry[1],
                 default=None,
             )
-            names = sorted({labels[entry[0]] for entries in item.descriptors.values() for entry in entries})
             rows.append(
                 {
                     "set_id": set_id,
@@ -163,7 +162,6 @@ class DescriptionStore:
                     "consistency": item.consistency,
                     "best_score": None if best is None else float(best[1]),
                     "best_descriptor": None if best is None else labels[best[0]][:200],
-                    "search_text": " | ".join(names).lower(),
                     "detail": {
                         "descriptors": item.descriptors,
                         "stability": item.stability,
