@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
+from app.main import create_app
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model
 from app.settings import Settings
 from tests.tiny import tiny_loaded

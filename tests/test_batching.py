@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from app.batcher import DeviceOutOfMemory, MicroBatcher
 from app.modeling.encoding import encode
 from app.modeling.forward import clean_pass, clean_passes
-from app.runner import AnalysisRequest, Runner
+from app.services.batcher import DeviceOutOfMemory, MicroBatcher
+from app.services.runner import AnalysisRequest, Runner
 from app.store.analyses import AnalysisStore
 from app.store.db import make_engine
 from tests.conftest import make_settings, sqlite_url

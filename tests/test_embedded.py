@@ -8,7 +8,7 @@ import pytest
 from app.modeling.encoding import encode
 from app.modeling.loading import EMBEDDED, embedded_model_path, load_model, weights_hash
 from app.modeling.targets import ZeroShotTarget, bind_target
-from app.runner import AnalysisRequest, Runner
+from app.services.runner import AnalysisRequest, Runner
 from app.store.analyses import AnalysisStore
 from app.store.db import make_engine
 from tests.conftest import make_settings, sqlite_url

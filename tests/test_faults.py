@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
-from app.api.app import create_app
 from app.errors import StoreUnavailable
+from app.main import create_app
 from app.store.db import RETRY_AFTER_S, check_connection, make_engine
 from app.store.records import RecordStore
 from tests.conftest import make_settings, postgres_url

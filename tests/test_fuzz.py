@@ -12,7 +12,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
-from app.api.app import create_app
+from app.main import create_app
 from app.settings import Settings
 from tests.conftest import make_settings
 

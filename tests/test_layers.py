@@ -41,7 +41,7 @@ def test_routes_hold_no_tensor_code():
 
 def test_importing_and_building_the_app_loads_no_model():
     """The model loads in the lifespan, not at import or app creation: a bogus model path is harmless here."""
-    code = "import app.cli; from app.api.app import create_app; create_app()"
+    code = "import app.cli; from app.main import create_app; create_app()"
     env = {"BERTSCOPE_MODEL": "/no/such/model", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=APP.parent, capture_output=True, text=True, env=env

@@ -7,8 +7,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
-from app.readers_writer import ReadersWriter
+from app.main import create_app
+from app.services.readers_writer import ReadersWriter
 from tests.conftest import make_settings
 from tests.tiny import save_checkpoint, wait_for_job
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
+from app.main import create_app
 from tests.conftest import make_settings
 from tests.tiny import wait_for_job
 
@@ -121,7 +121,7 @@ def test_corpora_outside_the_description_run_are_marked(client, tmp_path):
     # 12 and 24 sentences for k = 5 are too few for selective exemplars; 240 are enough
     assert "12 sentences for k = 5" in corpora[0]["warning"] and corpora[1]["warning"]
     assert corpora[2]["warning"] is None
-    from app.neuron_views import neuron_detail
+    from app.services.neuron_views import neuron_detail
 
     runner = client.app.state.runner
     detail = neuron_detail(runner, 1, 3, shaded=2)["corpora"][2]  # beyond 2 exemplars: the token by name

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 
 from app.methods.neurons.descriptions import Described, DescriptionRun
 from app.methods.neurons.descriptors import DescriptorSet
-from app.neuron_views import _best_match, _named
+from app.services.neuron_views import _best_match, _named
 from app.store.db import make_engine
 from app.store.neuron_descriptions import DescriptionStore, DescriptorScoreRow
 from tests.conftest import sqlite_url

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from app.errors import InvalidInput, NotFound, StoreUnavailable
+from app.jobs.neurons import IndexNeuronsParams, run_index_neurons
 from app.methods.neurons.index import build_index, build_state, ffn_modules
 from app.methods.neurons.stats import HISTOGRAM_BINS, HISTOGRAM_SLOTS
-from app.neuron_jobs import IndexNeuronsParams, run_index_neurons
 from app.store.db import make_engine
 from app.store.neuron_tables import NeuronIndexRow, NeuronLayerRow, NeuronSentenceRow, NeuronSummaryRow
 from app.store.neurons import NeuronStore

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from app.methods.probes.batches import make_batches
-from app.methods.probes.evaluation import evaluate_probes
 from app.methods.probes.features import WordFeatures, compute_word_features
 from app.methods.probes.pipeline import TrainOptions, train_probe_set
-from app.methods.probes.structural import train_structural_probes
+from app.methods.probes.probe_maps import train_structural_probes
+from app.methods.probes.scoring import evaluate_probes
 from app.methods.probes.treebank import read_conllu
 from app.modeling.hooks import leftover_hooks
 from tests.treebanks import write_treebank

@@ -7,7 +7,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
+from app.main import create_app
 from app.store.db import make_engine
 from app.store.records import RecordStore
 from tests.conftest import make_settings, sqlite_url

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.errors import InvalidInput, UnknownMethod
-from app.runner import AnalysisRequest, Runner
+from app.services.runner import AnalysisRequest, Runner
 from app.store.analyses import AnalysisStore
 from app.store.db import make_engine
 from tests.conftest import make_settings, sqlite_url

@@ -8,8 +8,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
 from app.errors import BertscopeError
+from app.main import create_app
 from app.modeling.loading import load_model
 from tests.conftest import make_settings
 from tests.tiny import make_model, make_tokenizer

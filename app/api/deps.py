@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from fastapi import Request
 
 from app.errors import BertscopeError
-from app.runner import Runner
+from app.services.runner import Runner
 
 
 class ModelNotReady(BertscopeError):

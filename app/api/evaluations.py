@@ -12,8 +12,8 @@ from app.api.deps import ModelNotReady
 from app.api.responses import NumpyJSONResponse
 from app.api.routes import ERRORS
 from app.figures.evaluation import evaluation_view
-from app.job_kinds import JOB_KINDS
-from app.jobs import JobManager
+from app.jobs.manager import JobManager
+from app.jobs.registry import JOB_KINDS
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
 ADMIN_ERRORS = {status: ERRORS[422] for status in (400, 401, 403, 404, 422, 503)}

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from app.api.deps import use_runner
 from app.api.routes import ERRORS
-from app.neuron_views import active_neurons, neuron_detail, neuron_page
-from app.runner import Runner
+from app.services.neuron_views import active_neurons, neuron_detail, neuron_page
+from app.services.runner import Runner
 
 router = APIRouter(prefix="/api", tags=["neurons"])
 Label = Literal["consistent", "inconsistent", "corpus-specific", "undescribed", "single corpus"]

@@ -14,7 +14,7 @@ from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_runner
 from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
 from app.errors import NotFound
-from app.job_kinds import ATTRIBUTION_METHODS, MIXING_METHODS
+from app.jobs.registry import ATTRIBUTION_METHODS, MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
 from app.methods.neurons.index import num_units

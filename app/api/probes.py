@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import use_runner
 from app.api.routes import ERRORS
-from app.figures.probes import probe_set_view
-from app.runner import Runner
+from app.figures.probe_set import probe_set_view
+from app.services.runner import Runner
 
 router = APIRouter(prefix="/api", tags=["probes"])
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from app.runner import dumps
+from app.services.runner import dumps
 
 
 class NumpyJSONResponse(JSONResponse):

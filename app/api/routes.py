@@ -16,7 +16,7 @@ from app.figures.compare import compare_controls, compare_figure
 from app.methods import METHODS
 from app.methods.base import Method
 from app.modeling.targets import available_targets
-from app.runner import AnalysisRequest, Runner, analysis_json
+from app.services.runner import AnalysisRequest, Runner, analysis_json
 from app.store.analyses import StoredAnalysis
 from app.store.db import check_connection
 

@@ -11,7 +11,7 @@ from app.figures.attention import AttentionFigure
 from app.figures.attribution import AttributionFigure
 from app.figures.base import FigureBuilder
 from app.figures.mixing import MixingFigure
-from app.figures.probe import ProbeFigure
+from app.figures.parse_tree import ProbeFigure
 
 FIGURES: dict[str, FigureBuilder] = {
     "attention": AttentionFigure(),

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import torch
 
 from app.methods.probes.batches import make_batches
-from app.methods.probes.evaluation import evaluate_probes
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
-from app.methods.probes.structural import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
+from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
+from app.methods.probes.scoring import evaluate_probes
 from app.methods.probes.topological import TTP_EPOCHS, train_topological_probes
 from app.methods.probes.treebank import TreeSentence
 from app.modeling.loading import LoadedModel

@@ -23,7 +23,7 @@ from app.methods.base import Kind, Result
 from app.methods.probes.alignment import subword_groups, word_spans, words_from_encoding
 from app.methods.probes.features import mean_over_words
 from app.methods.probes.metrics import spanning_tree_edges_stacked
-from app.methods.probes.structural import predicted_depths, predicted_distances
+from app.methods.probes.probe_maps import predicted_depths, predicted_distances
 from app.methods.probes.treebank import TreeSentence, gold_edges
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel

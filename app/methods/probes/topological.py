@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from app.methods.probes.batches import ProbeBatch, shuffled
-from app.methods.probes.structural import INIT_RANGE
+from app.methods.probes.probe_maps import INIT_RANGE
 
 TTP_RANK = 128
 TTP_LEARNING_RATE = 1e-3

@@ -53,8 +53,8 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
     """Run a job kind here, with a progress bar, and return its outcome."""
     from tqdm import tqdm
 
-    from app.jobs import execute, parse_params
-    from app.runner import Runner
+    from app.jobs.manager import execute, parse_params
+    from app.services.runner import Runner
     from app.store.analyses import AnalysisStore
     from app.store.db import make_engine
     from app.store.records import RecordStore

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from app.runner import Runner
+from app.services.runner import Runner
 from app.store.heads import FittedHead
 from app.store.probes import ProbeSet
 from app.store.records import Evaluation

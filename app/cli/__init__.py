@@ -9,7 +9,7 @@ from typing import Any
 import click
 from pydantic import TypeAdapter, ValidationError
 
-from app.cli_common import (
+from app.cli.common import (
     cli_settings,
     fail,
     load_configured_model,
@@ -17,8 +17,8 @@ from app.cli_common import (
     model_options,
     run_job_here,
 )
-from app.cli_neurons import neurons_group
-from app.cli_probes import probe_group
+from app.cli.neurons import neurons_group
+from app.cli.probes import probe_group
 from app.errors import BertscopeError
 from app.settings import Settings
 
@@ -42,7 +42,7 @@ def serve(**options: Any) -> None:
     """Start the dashboard and JSON API."""
     import uvicorn
 
-    from app.api.app import create_app
+    from app.main import create_app
 
     settings = cli_settings(**options)
     click.echo(f"loading model {settings.model!r} ...", err=True)
@@ -88,7 +88,7 @@ def analyze(
 ) -> None:
     """Run METHOD on a text, store it, and print the result (or its JSON)."""
     from app.methods import get_method
-    from app.runner import AnalysisRequest, Runner, analysis_json, dumps
+    from app.services.runner import AnalysisRequest, Runner, analysis_json, dumps
     from app.store.analyses import AnalysisStore
     from app.store.db import make_engine
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from app.cli_common import cli_settings, fail, load_configured_model, model_options, run_job_here
+from app.cli.common import cli_settings, fail, load_configured_model, model_options, run_job_here
 from app.errors import BertscopeError
 
 

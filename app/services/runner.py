@@ -13,7 +13,6 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.batcher import MicroBatcher, guard_memory
 from app.errors import InvalidInput
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
@@ -24,7 +23,8 @@ from app.modeling.encoding import Encoded, encode_for
 from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadTarget, TargetSpec, bind_target
-from app.readers_writer import ReadersWriter
+from app.services.batcher import MicroBatcher, guard_memory
+from app.services.readers_writer import ReadersWriter
 from app.settings import Settings
 from app.store.analyses import AnalysisStore, StoredAnalysis
 from app.store.heads import FittedHead, HeadStore

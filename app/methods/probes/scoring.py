@@ -12,7 +12,7 @@ import torch
 from app.methods.probes.batches import ProbeBatch, make_batches
 from app.methods.probes.features import WordFeatures
 from app.methods.probes.metrics import GoldTree, MetricAccumulator
-from app.methods.probes.structural import ProbeWeights, predicted_depths, predicted_distances
+from app.methods.probes.probe_maps import ProbeWeights, predicted_depths, predicted_distances
 
 Progress = Callable[[int, int], None]
 

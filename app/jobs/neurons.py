@@ -5,14 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInput
-from app.job_types import JobOutcome, Progress
+from app.jobs.contract import JobOutcome, Progress
 from app.methods.neurons.corpora import SAMPLE_CORPUS, read_corpus, validate_corpus_name
 from app.methods.neurons.descriptions import CorpusExemplars, describe_corpora
 from app.methods.neurons.directions import DEFAULT_DIRECTIONS
 from app.methods.neurons.generators import make_generator
 from app.methods.neurons.index import build_index
 from app.methods.probes.pipeline import Stages
-from app.runner import Runner
+from app.services.runner import Runner
 
 MAX_CORPORA = 8
 SAMPLE_NAME = "sample"

@@ -7,19 +7,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInput
-from app.job_types import JobKind, JobOutcome, Progress
-from app.methods import METHODS
-from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
-from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
-from app.methods.evaluation.texts import read_labelled, read_texts
-from app.methods.probes.pipeline import TrainOptions, train_probe_set
-from app.methods.probes.structural import DEFAULT_RANK, MAX_EPOCHS
-from app.methods.probes.topological import TTP_EPOCHS
-from app.methods.probes.treebank import read_conllu
-from app.model_swap import LoadModelParams, run_load_model
-from app.modeling.heads import fit_head
-from app.modeling.targets import TargetSpec
-from app.neuron_jobs import (
+from app.jobs.contract import JobKind, JobOutcome, Progress
+from app.jobs.model import LoadModelParams, run_load_model
+from app.jobs.neurons import (
     DescribeNeuronsParams,
     EvalNeuronsParams,
     IndexNeuronsParams,
@@ -27,7 +17,17 @@ from app.neuron_jobs import (
     run_eval_neurons,
     run_index_neurons,
 )
-from app.runner import Runner
+from app.methods import METHODS
+from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
+from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
+from app.methods.evaluation.texts import read_labelled, read_texts
+from app.methods.probes.pipeline import TrainOptions, train_probe_set
+from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
+from app.methods.probes.topological import TTP_EPOCHS
+from app.methods.probes.treebank import read_conllu
+from app.modeling.heads import fit_head
+from app.modeling.targets import TargetSpec
+from app.services.runner import Runner
 from app.store.probes import ProbeSet
 
 MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]

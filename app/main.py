@@ -24,9 +24,9 @@ from app.api.limits import BodySizeLimit
 from app.api.origin import CrossSiteRefusal
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError, StoreUnavailable
-from app.jobs import JobManager, start_sample_index
+from app.jobs.manager import JobManager, start_sample_index
 from app.modeling.loading import LoadedModel, load_model
-from app.runner import Runner
+from app.services.runner import Runner
 from app.settings import Settings, get_settings
 from app.store.analyses import AnalysisStore
 from app.store.db import check_connection, make_engine, on_first_connection

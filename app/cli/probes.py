@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from app.cli_common import (
+from app.cli.common import (
     cli_settings,
     fail,
     load_configured_model,
@@ -16,7 +16,7 @@ from app.cli_common import (
     run_job_here,
 )
 from app.errors import BertscopeError
-from app.figures.probes import probe_summary_table as probe_table
+from app.figures.probe_set import probe_summary_table as probe_table
 
 
 @click.group("probe")
@@ -84,9 +84,9 @@ def probe_eval(
     """UUAS, distance Spearman, root accuracy and depth Spearman per layer, beside the chain baseline."""
     from tqdm import tqdm
 
-    from app.methods.probes.evaluation import evaluate_probes
     from app.methods.probes.features import compute_word_features
-    from app.methods.probes.structural import ProbeWeights
+    from app.methods.probes.probe_maps import ProbeWeights
+    from app.methods.probes.scoring import evaluate_probes
     from app.methods.probes.treebank import read_conllu
     from app.store.db import make_engine
     from app.store.probes import ProbeStore

@@ -10,7 +10,7 @@ import torch
 
 from app.errors import InvalidInput
 from app.methods.neurons.index import token_activations
-from app.runner import Runner
+from app.services.runner import Runner
 from app.store.analyses import StoredAnalysis
 
 SHADED_EXEMPLARS = 12

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.errors import BertscopeError, InvalidInput, NotFound, StoreUnavailable
-from app.job_kinds import JOB_KINDS, JobOutcome
-from app.runner import Runner, format_validation_error
+from app.jobs.registry import JOB_KINDS, JobOutcome
+from app.services.runner import Runner, format_validation_error
 from app.store.db import ensure_ready, on_first_connection
 from app.store.records import Job, RecordStore, new_evaluation
 
@@ -194,7 +194,7 @@ class JobManager:
 def start_sample_index(runner: Runner, jobs: JobManager) -> Job | None:
     """On first serve, index (and describe) the shipped sample corpus in the background if the loaded model
     has no neuron index and no index job is already queued or running."""
-    from app.neuron_jobs import sample_corpus_params
+    from app.jobs.neurons import sample_corpus_params
 
     if runner.neurons.list_for_revision(runner.loaded.revision):
         return None

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.job_types import JobOutcome, Progress
+from app.jobs.contract import JobOutcome, Progress
 from app.modeling.loading import load_model
-from app.runner import Runner
+from app.services.runner import Runner
 
 
 class LoadModelParams(BaseModel):
