@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import sqlite_url
+from tests.screens import screenshot
 from tests.server import running_server
 from tests.treebanks import write_treebank
 
@@ -80,6 +81,7 @@ def test_type_analyze_share_and_reopen(server, browser, page):
     page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
     link = page.eval_on_selector("#share-status", "(el) => el.dataset.link")
     assert "/a/" in link and "layer=3" in link and "head=5" in link
+    screenshot(page, "sentence")
 
     other = browser.new_context().new_page()
     other.goto(link)
@@ -89,6 +91,7 @@ def test_type_analyze_share_and_reopen(server, browser, page):
     assert other.evaluate("document.getElementById('figure').layout.xaxis.ticktext") == ticks
     assert other.input_value("#text") == "The keys to the cabinet are on the table."
     assert other.input_value("#view-layer") == "3"
+    screenshot(other, "permalink")
     assert page.errors == []
 
 
@@ -149,6 +152,7 @@ def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page)
     page.wait_for_selector("#strip .main-svg")
     assert page.evaluate("document.getElementById('strip').layout.title.text").startswith("Row of")
     assert "row=" in page.url and "view=rollout" in page.url
+    screenshot(page, "mixing-rollout")
     page.click("#compare-button")
     page.wait_for_url("**/compare/*")
     page.wait_for_selector("#figure .main-svg")
@@ -158,6 +162,7 @@ def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page)
     page.select_option("#view-scale", "own")
     _wait_rerender(page, before)
     assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 5
+    screenshot(page, "compare")
     page.click("#share-button")
     page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
     link = page.eval_on_selector("#share-status", "(el) => el.dataset.link")
@@ -200,6 +205,7 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     page.wait_for_selector("#evaluation-figure .main-svg")
     assert page.locator("#evaluation-table tbody tr").count() == 6
     assert "value_zeroing" in page.inner_text("#evaluation-table")
+    screenshot(page, "evaluations")
     page.fill("#eval-data", str(tmp_path / "missing.tsv"))
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='failed']", timeout=60_000)
@@ -228,6 +234,7 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
     _wait_rerender(page, before)
     merged = page.evaluate("document.getElementById('figure').data[0].text.flat().filter(Boolean)")
     assert "unforgettable" in merged and "[CLS]" not in merged
+    screenshot(page, "attribution")
     assert len(page.evaluate("document.getElementById('aux').data[0].y")) == 6
     for name in ("gradient_x_input", "saliency", "lime", "value_zeroing_row", "attention_rollout_row"):
         page.uncheck(f"#compare-box input[value='{name}']")
@@ -239,6 +246,7 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
         "integrated_gradients",
         "occlusion",
     ]
+    screenshot(page, "compare-attribution")
     assert page.errors == []
 
 
@@ -260,6 +268,7 @@ def test_degradation_job_from_the_page(server, page, tmp_path):
     page.wait_for_selector("#evaluation-figure .main-svg")
     assert page.locator("#evaluation-table tbody tr").count() == 4  # iba, IG, occlusion, random
     assert "AOPC" in page.inner_text("#evaluation-table thead")
+    screenshot(page, "evaluations-degradation")
     assert page.errors == []
 
 
@@ -291,6 +300,7 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     page.wait_for_selector("#probe-metrics .main-svg")
     assert "right-branching chain" in page.inner_text("#probe-table")
     assert page.locator("#probe-table tbody tr").count() == 8  # 7 layers + the chain
+    screenshot(page, "probes")
     page.reload()  # the dev sentences are offered once a probe set exists
     page.wait_for_selector("#tree-form:not([hidden])")
     page.click("button.example >> nth=0")
@@ -305,6 +315,7 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     _wait_for_title(page, "layer 5")
     page.wait_for_selector("#strip .main-svg")
     page.wait_for_selector("#aux .main-svg")
+    screenshot(page, "probe-tree")
     # the injected dev sentence: shown as text on the page and in the tree, never executed
     page.goto(server + "/probes")
     page.wait_for_selector("#tree-form:not([hidden])")
@@ -331,6 +342,7 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_selector("#neuron-table tbody tr")
     assert page.locator("#neuron-table tbody tr").count() == 50
     assert "of 9216 neurons" in page.inner_text("#neuron-status")
+    screenshot(page, "neurons")
     page.select_option("#neuron-layer", "3")
     page.wait_for_function(
         "[...document.querySelectorAll('#neuron-table tbody tr')]"
@@ -351,6 +363,7 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_selector(".corpus-column .main-svg")
     assert "sample" in page.inner_text(".corpus-column >> nth=0 >> h2")  # the described corpus comes first
     assert "significance" in page.inner_text(".corpus-column >> nth=0 >> table.descriptors caption")
+    screenshot(page, "neuron")
     page.goto(indexing_server + "/")
     page.fill("#text", "The council voted on Tuesday to open 3 new libraries.")
     page.click("#analyze-button")
@@ -358,6 +371,7 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_selector("#active-neurons li a")
     assert page.locator("#active-neurons li").count() == 12
     assert page.locator("#active-neurons li code.token").count() == 12  # the token in code, not in quotes
+    screenshot(page, "active-neurons")
     assert page.evaluate("window.pwned") is None
     assert page.errors == []
 
@@ -487,4 +501,6 @@ def test_every_page_renders_with_navigation(server, page, path):
         page.locator("nav a.active").inner_text() == page.locator("h1").inner_text().split()[-1]
         or path == "/about"
     )
+    if path == "/about":  # the other pages are shown with data by the tests above
+        screenshot(page, "about")
     assert page.errors == []
