@@ -23,6 +23,7 @@ from app.methods.evaluation.texts import read_texts
 from app.modeling.encoding import encode
 from app.modeling.loading import EMBEDDED, load_model
 from app.modeling.targets import bind_target
+from bench.report import Table, write_report
 from tests.reference.iba import iba_reference
 
 SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
@@ -71,6 +72,27 @@ def main() -> None:
     print(
         f"speed-up {reference_median / ours_median:.2f}x; Spearman(ours, reference) "
         f"min {min(agreement):.4f}, mean {statistics.mean(agreement):.4f}"
+    )
+    rows = [
+        ["ours", f"{ours_median * 1e3:.1f}", "1.00x"],
+        ["reference", f"{reference_median * 1e3:.1f}", f"{reference_median / ours_median:.2f}x"],
+    ]
+    write_report(
+        "iba",
+        f"IBA on {loaded.name}, {len(texts)} sentences from {Path(args.data).name}, block "
+        f"{default_layer(loaded.num_layers)}, {params.steps} steps x {params.samples} samples (defaults).",
+        [
+            Table(
+                ["implementation", "median ms per sentence", "time vs ours"],
+                rows,
+                align_right=[False, True, True],
+            )
+        ],
+        [
+            f"Spearman's rho between ours and the reference per sentence: min {min(agreement):.4f}, "
+            f"mean {statistics.mean(agreement):.4f}."
+        ],
+        device=args.device,
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import Table, write_report
 from tests.server import free_port
 
 WIKIPEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpora" / "wikipedia_wikitext2.txt"
@@ -54,6 +55,7 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     batching: dict = field(default_factory=dict)
+    cache: str = ""
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -140,7 +142,7 @@ def run_mode(args, texts: list[str], batching: bool) -> Outcome:
             sampler.join()
             outcome.batching = httpx.get(f"{base}/api/model", timeout=30).json().get("batching", {})
             if batching:
-                cache_check(base)
+                outcome.cache = cache_check(base)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -176,7 +178,7 @@ def sample_memory(pid: int, outcome: Outcome, stop: threading.Event) -> None:
     outcome.rss_mb.append(rss_mb(pid))
 
 
-def cache_check(base: str) -> None:
+def cache_check(base: str) -> str:
     body = {"method": "integrated_gradients", "text": "The cache should answer this one the second time."}
     with httpx.Client(base_url=base, timeout=300) as http:
         started = time.perf_counter()
@@ -189,8 +191,10 @@ def cache_check(base: str) -> None:
             hits.append(time.perf_counter() - started)
     hit = statistics.median(hits)
     assert not first["cached"] and again["cached"] and first["id"] == again["id"]
-    print(f"cache: miss {miss * 1000:.1f} ms, hit (median of 20) {hit * 1000:.2f} ms", end=" ")
-    print(f"-> hit {miss / hit:.0f}x faster")
+    line = f"cache: miss {miss * 1000:.1f} ms, hit (median of 20) {hit * 1000:.2f} ms"
+    line += f" -> hit {miss / hit:.0f}x faster"
+    print(line)
+    return line
 
 
 def quarters(samples: list[float]) -> list[float]:
@@ -199,7 +203,7 @@ def quarters(samples: list[float]) -> list[float]:
     return [samples[round(last * q)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
 
 
-def report(outcomes: list[Outcome]) -> None:
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     columns = ["mode", "requests", "errors", "seconds", "req/s", "p50 ms", "p95 ms", "p99 ms"]
     columns += ["RSS MiB at 0/25/50/75/100% of the run", "batches"]
     print("| " + " | ".join(columns) + " |")
@@ -223,6 +227,43 @@ def report(outcomes: list[Outcome]) -> None:
     on, off = outcomes
     ratio = (len(on.latencies) / on.seconds) / (len(off.latencies) / off.seconds)
     print(f"throughput with batching / without: {ratio:.2f}x (target on GPU: >= 3x)")
+    write_docs_table(outcomes, args, ratio)
+
+
+def write_docs_table(outcomes: list[Outcome], args: argparse.Namespace, ratio: float) -> None:
+    """The docs' table: one row per mode, with the allocator setting the server ran under."""
+    arenas = os.environ.get("MALLOC_ARENA_MAX", "unset (glibc)")
+    header = ["MALLOC_ARENA_MAX", "mode", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"]
+    header += ["RSS MiB at 0/25/50/75/100 % of the run", "batches (mean size, largest)"]
+    rows = []
+    for o in outcomes:
+        stats = o.batching
+        batches = (
+            f"{stats.get('batches')} ({stats.get('mean_size')}, {stats.get('largest')})"
+            if stats.get("enabled")
+            else "-"
+        )
+        memory = " / ".join(f"{value:.0f}" for value in quarters(o.rss_mb)) if o.rss_mb else "n/a"
+        rate = len(o.latencies) / o.seconds if o.seconds else 0.0
+        rows.append(
+            [arenas, o.mode, len(o.latencies), len(o.errors), f"{rate:.2f}", f"{o.quantile(0.5):.0f}"]
+            + [f"{o.quantile(0.95):.0f}", f"{o.quantile(0.99):.0f}", memory, batches]
+        )
+    notes = [f"Throughput with batching / without: {ratio:.2f}x."]
+    notes += [
+        f"Cache ({outcome.mode}): {outcome.cache.removeprefix('cache: ')}."
+        for outcome in outcomes
+        if outcome.cache
+    ]
+    write_report(
+        "load",
+        f"{args.clients} concurrent HTTP clients against `bertscope serve --model {args.model}` on loopback, "
+        f"at most {args.requests} requests per mode, mix {', '.join(dict.fromkeys(MIX))}; every sentence "
+        "different (no cache hits).",
+        [Table(header, rows, align_right=[False, False] + [True] * 6)],
+        notes,
+        device=args.device,
+    )
 
 
 def main() -> None:
@@ -242,7 +283,7 @@ def main() -> None:
     print(f"{args.clients} clients, {args.requests} requests per mode, device {args.device}")
     print(f"mix: {MIX}")
     outcomes = [run_mode(args, texts, batching=True), run_mode(args, texts, batching=False)]
-    report(outcomes)
+    report(outcomes, args)
 
 
 if __name__ == "__main__":

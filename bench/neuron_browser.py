@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from app.methods.neurons.corpora import SAMPLE_CORPUS
 from app.modeling.loading import embedded_model_path
 from bench.load import start_server
+from bench.report import Table, write_report
 
 
 def make_checkpoint(directory: Path) -> Path:
@@ -47,13 +48,13 @@ def median_ms(http: httpx.Client, url: str, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
-def browser_timings(base: str, term: str, item: dict, repeats: int) -> None:
+def browser_timings(base: str, term: str, item: dict, repeats: int) -> Table | None:
     """What a user waits for in Chromium: the table filled, a search answered, a neuron page drawn."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         print("(playwright not installed: no browser timings)")
-        return
+        return None
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
     steps: dict[str, list[float]] = {
         "/neurons: table filled": [],
@@ -79,10 +80,21 @@ def browser_timings(base: str, term: str, item: dict, repeats: int) -> None:
             page.wait_for_selector(".corpus-column .main-svg")
             steps["neuron page drawn"].append(time.perf_counter() - started)
         browser.close()
-    print("| in Chromium | median ms |")
-    print("| --- | --- |")
-    for name, times in steps.items():
-        print(f"| {name} | {statistics.median(times) * 1000:.0f} |")
+    rows = [[name, f"{statistics.median(times) * 1000:.0f}"] for name, times in steps.items()]
+    table = Table(["in Chromium", "median ms"], rows, align_right=[False, True])
+    print(table.markdown())
+    return table
+
+
+def write_docs_tables(args, neurons: int, indexing: float, tables: list[Table]) -> None:
+    """The docs' tables, with what was indexed and how long that took."""
+    write_report(
+        "neuron_browser",
+        f"Random BERT-base weights ({neurons:,} neurons), the sample corpus ({args.sentences} sentences) "
+        f"indexed and described through the `index_neurons` job in {indexing:.0f} s; requests: median of "
+        f"{args.repeats}, SQLite store; Chromium: median of {max(3, args.repeats // 4)}.",
+        tables,
+    )
 
 
 def main() -> None:
@@ -106,7 +118,8 @@ def main() -> None:
                     time.sleep(2)
                 if state["status"] != "done":
                     raise SystemExit(f"index job {state['status']}: {state['message']}")
-                print(f"index + describe: {time.perf_counter() - started:.0f} s")
+                indexing = time.perf_counter() - started
+                print(f"index + describe: {indexing:.0f} s")
                 first = http.get("/api/neurons", params={"limit": 1}).json()
                 item = first["items"][0]
                 term = next(iter(item["descriptors"].values()))[0]["descriptor"].split()[0]
@@ -121,11 +134,12 @@ def main() -> None:
                     "page /neurons (HTML)": "/neurons",
                     "page /neurons/L/U (HTML)": f"/neurons/{item['layer']}/{item['unit']}",
                 }
-                print("| request | median ms |")
-                print("| --- | --- |")
-                for name, url in routes.items():
-                    print(f"| {name} | {median_ms(http, url, args.repeats):.1f} |")
-                browser_timings(base, term, item, args.repeats)
+                rows = [[name, f"{median_ms(http, url, args.repeats):.1f}"] for name, url in routes.items()]
+                tables = [Table(["request", "median ms"], rows, align_right=[False, True])]
+                print(tables[0].markdown())
+                browser = browser_timings(base, term, item, args.repeats)
+                tables += [browser] if browser else []
+                write_docs_tables(args, first["total"], indexing, tables)
         finally:
             process.terminate()
             process.wait(timeout=30)

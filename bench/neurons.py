@@ -33,6 +33,7 @@ from app.methods.neurons.stats import DEFAULT_K
 from app.modeling.loading import EMBEDDED, load_model
 from app.store.db import make_engine
 from app.store.neurons import NeuronStore
+from bench.report import Table, write_report
 
 WIKIPEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpora" / "wikipedia_wikitext2.txt"
 DEFAULT_SENTENCES = 1000
@@ -136,6 +137,28 @@ def main() -> None:
     print(
         "(cpu = process CPU time of all threads, tokenizer and waiting thread pools included: steadier than "
         "wall time on a busy machine, but the target is judged on wall time)"
+    )
+    write_docs_table(args, len(sentences), origin, wall, cpu)
+
+
+def write_docs_table(args, count: int, origin: str, wall: dict, cpu: dict) -> None:
+    """The docs' table: sentences/s of each mode and its share of the plain forward throughput."""
+    rate = {mode: count / statistics.median(wall[mode]) for mode in MODES}
+    share = {mode: statistics.median(cpu["forward"]) / statistics.median(cpu[mode]) for mode in MODES}
+    header = ["sentences", "threads", "repeats", "forward sent/s", "index sent/s (vs forward)"]
+    header += ["index + SQLite store sent/s (vs forward)"]
+    row = [f"{count:,}", torch.get_num_threads(), args.repeats, f"{rate['forward']:.1f}"]
+    row += [f"{rate[mode]:.1f} ({rate[mode] / rate['forward']:.1%})" for mode in ("index", "index+store")]
+    write_report(
+        "neurons",
+        f"Embedded model, sentences of {origin}, batch {args.batch_size}, at most {args.max_tokens} tokens, "
+        f"k = {DEFAULT_K}; medians of the interleaved repeats.",
+        [Table(header, [row], align_right=[True] * len(header))],
+        [
+            f"Target: index throughput >= {TARGET_RATIO:.0%} of forward (wall time). By process CPU time: "
+            f"index {share['index']:.1%}, index + store {share['index+store']:.1%} of forward."
+        ],
+        device=args.device,
     )
 
 

@@ -21,6 +21,7 @@ from transformers import BertConfig, BertModel
 from app.methods.mixing.value_zeroing import ValueZeroing
 from app.modeling.encoding import Encoded, encode
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model, wrap_model
+from bench.report import Table, write_report
 from tests.reference import value_zeroing as reference
 
 
@@ -79,6 +80,7 @@ def main() -> None:
     columns = ["N", "ours ms", "per-layer ms", "full-fwd ms", "x per-layer", "x full-fwd"]
     widths = [5, 10, 13, 12, 12, 11]
     print(" ".join(f"{name:>{width}}" for name, width in zip(columns, widths, strict=True)))
+    rows = []
     for size in [int(value) for value in args.sizes.split(",")]:
         encoded = sentence_of(loaded, size)
         method.run(loaded, encoded, method.Params(), None)  # warm-up
@@ -89,6 +91,17 @@ def main() -> None:
             f"{size:>5} {ours * 1e3:>10.1f} {per_layer * 1e3:>13.1f} {full * 1e3:>12.1f} "
             f"{per_layer / ours:>11.1f}x {full / ours:>10.1f}x"
         )
+        rows.append(
+            [size, f"{ours * 1e3:.1f}", f"{per_layer * 1e3:.1f}", f"{full * 1e3:.1f}"]
+            + [f"{per_layer / ours:.1f}x", f"{full / ours:.1f}x"]
+        )
+    write_report(
+        "value_zeroing",
+        f"Model {loaded.name} ({loaded.num_layers} layers, hidden {loaded.hidden_size}); N tokens per input; "
+        f"median of {args.repeats} (ours) and {args.reference_repeats} (references).",
+        [Table(columns, rows, align_right=[True] * len(columns))],
+        device=args.device,
+    )
 
 
 if __name__ == "__main__":
