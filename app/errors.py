@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 
 class BertscopeError(Exception):
     """Base of every error the user can cause; never surfaces as an HTTP 500."""
@@ -73,3 +75,12 @@ class StoreUnavailable(BertscopeError):
 
     code = "store_unavailable"
     status = 503
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One readable line per problem: ``params.steps: Input should be a valid integer``."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part != "body")
+        parts.append(f"{prefix}{location}: {item['msg']}" if location else f"{prefix}{item['msg']}")
+    return "; ".join(parts)

@@ -17,20 +17,18 @@ from starlette.routing import Match, Mount
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.api import evaluations, neurons, pages, probes, routes
+from app.api import analyses, jobs, model, neurons, pages, probes
 from app.api.admin import admin_mode
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
 from app.api.origin import CrossSiteRefusal
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError, StoreUnavailable
-from app.jobs.manager import JobManager, start_sample_index
+from app.jobs.manager import start_sample_index
 from app.modeling.loading import LoadedModel, load_model
-from app.services.runner import Runner
+from app.services.container import build_services
 from app.settings import Settings, get_settings
-from app.store.analyses import AnalysisStore
 from app.store.db import check_connection, make_engine, on_first_connection
-from app.store.records import RecordStore
 
 log = logging.getLogger("bertscope")
 
@@ -41,20 +39,18 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+        resident = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
         engine = make_engine(settings.database_url)
-        runner = Runner(model, AnalysisStore(engine), settings)
-        jobs = JobManager(runner, RecordStore(engine))
-        app.state.jobs = jobs
-        jobs.start()
+        services = build_services(resident, engine, settings)
+        services.jobs.start()
         if settings.index_sample_on_start:
-            on_first_connection(engine, lambda: start_sample_index(runner, jobs))
-        app.state.runner = runner
+            on_first_connection(engine, lambda: start_sample_index(services.jobs))
+        app.state.services = services
         try:
             check_connection(engine)  # creates the tables and runs the start-up work that needs them
         except StoreUnavailable as exc:
             log.warning("%s The server starts anyway and connects when the database is back.", exc.message)
-        log.info("bertscope ready: %s on %s", model.name, model.device)
+        log.info("bertscope ready: %s on %s", resident.name, resident.device)
         if admin_mode(settings) == "disabled":
             log.warning(
                 "Admin operations (jobs, loading another model) are disabled: the server listens on %s "
@@ -62,9 +58,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
                 settings.host,
             )
         yield
-        jobs.stop()
-        runner.close()
-        engine.dispose()
+        services.close()
 
     app = FastAPI(
         title="bertscope",
@@ -76,8 +70,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.runner = None
-    app.state.jobs = None
+    app.state.services = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(CrossSiteRefusal, trusted_origins=settings.cors_origins)
     if settings.cors_origins:  # closed by default: no cross-origin browser access at all
@@ -101,8 +94,9 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
             swagger_css_url="/vendor/swagger/swagger-ui.css",
         )
 
-    app.include_router(routes.router)
-    app.include_router(evaluations.router)
+    app.include_router(model.router)
+    app.include_router(analyses.router)
+    app.include_router(jobs.router)
     app.include_router(probes.router)
     app.include_router(neurons.router)
     app.include_router(pages.router)

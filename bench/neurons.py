@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from app.jobs.neurons import index_corpus
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS,
@@ -28,7 +29,7 @@ from app.methods.neurons.corpora import (
     plan_batches,
     read_corpus,
 )
-from app.methods.neurons.index import DEFAULT_CHECKPOINT_EVERY, build_index, build_state, run_encoder
+from app.methods.neurons.index import DEFAULT_CHECKPOINT_EVERY, build_state, run_encoder
 from app.methods.neurons.stats import DEFAULT_K
 from app.modeling.loading import EMBEDDED, load_model
 from app.store.db import make_engine
@@ -60,7 +61,7 @@ def index_in_memory(loaded, sentences, batch_size, max_tokens):
 def index_with_store(loaded, sentences, batch_size, max_tokens):
     with tempfile.TemporaryDirectory() as directory:
         engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
-        build_index(
+        index_corpus(
             loaded,
             NeuronStore(engine),
             "bench",

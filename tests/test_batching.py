@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import pytest
@@ -13,9 +13,9 @@ import torch
 
 from app.modeling.encoding import encode
 from app.modeling.forward import clean_pass, clean_passes
+from app.services.analyses import AnalysisRequest
 from app.services.batcher import DeviceOutOfMemory, MicroBatcher
-from app.services.runner import AnalysisRequest, Runner
-from app.store.analyses import AnalysisStore
+from app.services.container import Services, build_services
 from app.store.db import make_engine
 from tests.conftest import make_settings, sqlite_url
 from tests.tiny import ARCHITECTURES, tiny_loaded
@@ -60,61 +60,61 @@ def test_padded_batch_equals_each_input_alone(tmp_path, architecture):
                 torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
 
 
-def _runner(tmp_path, loaded, name: str, **settings) -> Runner:
+def _runner(tmp_path, loaded, name: str, **settings) -> Services:
     directory = tmp_path / name
     directory.mkdir()
-    return Runner(
-        loaded, AnalysisStore(make_engine(sqlite_url(directory))), make_settings(directory, **settings)
-    )
+    return build_services(loaded, make_engine(sqlite_url(directory)), make_settings(directory, **settings))
 
 
 def test_concurrent_batched_results_equal_unbatched(tmp_path, tiny_bert):
     plain = _runner(tmp_path, tiny_bert, "plain", batching=False)
     batched = _runner(tmp_path, tiny_bert, "batched", batching=True, batch_wait_ms=200, batch_max_size=64)
     requests = [AnalysisRequest(method=m, text=t) for m in BATCHABLE for t in SENTENCES]
-    batched.lock.acquire()  # as if a hook-mutating method were running: the requests pile up meanwhile
+    # as if a hook-mutating method were running: the requests pile up meanwhile
+    batched.runner._lock.acquire()
     with ThreadPoolExecutor(len(requests)) as pool:
-        futures = [pool.submit(batched.analyze, request) for request in requests]
+        futures = [pool.submit(batched.analyses.analyze, request) for request in requests]
         time.sleep(0.5)
-        batched.lock.release()
+        batched.runner._lock.release()
         concurrent = [future.result(timeout=60)[0] for future in futures]
-    assert batched.batcher.stats.largest > 1, batched.batcher.stats  # requests really shared batches
-    assert batched.batcher.stats.items == len(requests)
+    stats = batched.runner.batcher.stats
+    assert stats.largest > 1, stats  # requests really shared batches
+    assert batched.runner.batcher.stats.items == len(requests)
     for request, got in zip(requests, concurrent, strict=True):
-        expected = plain.analyze(request)[0]
+        expected = plain.analyses.analyze(request)[0]
         assert got.tokens == expected.tokens
         assert set(got.result) == set(expected.result)
         for key, value in expected.result.items():
             if value is not None:
                 np.testing.assert_allclose(got.result[key], value, atol=1e-5, rtol=1e-5, err_msg=key)
-    batched.close()
+    batched.runner.close()
 
 
 def test_a_lone_request_does_not_wait(tmp_path, tiny_bert):
     runner = _runner(tmp_path, tiny_bert, "lone", batch_wait_ms=1000)
-    runner.analyze(AnalysisRequest(method="attention", text="warm up"))
+    runner.analyses.analyze(AnalysisRequest(method="attention", text="warm up"))
     start = time.perf_counter()
-    runner.analyze(AnalysisRequest(method="attention", text="the cat sat"))
+    runner.analyses.analyze(AnalysisRequest(method="attention", text="the cat sat"))
     assert time.perf_counter() - start < 0.9  # would be >= 1 s if it waited for company
-    runner.close()
+    runner.runner.close()
 
 
 def test_lock_is_not_held_while_storing(tmp_path, tiny_bert, monkeypatch):
     for batching in (True, False):
         runner = _runner(tmp_path, tiny_bert, f"store{batching}", batching=batching)
         held: list[bool] = []
-        monkeypatch.setattr(runner.store, "save", _recording_lock(runner, held))
+        monkeypatch.setattr(runner.stores.analyses, "save", _recording_lock(runner, held))
         for method in ("attention", "value_zeroing", "gradient_x_input"):
-            runner.analyze(AnalysisRequest(method=method, text="the cat sat"))
+            runner.analyses.analyze(AnalysisRequest(method=method, text="the cat sat"))
         assert held == [False, False, False]
-        runner.close()
+        runner.runner.close()
 
 
-def _recording_lock(runner: Runner, held: list[bool]):
-    save = runner.store.save
+def _recording_lock(runner: Services, held: list[bool]):
+    save = runner.stores.analyses.save
 
     def recorded(analysis):
-        held.append(runner.lock.locked())
+        held.append(runner.runner._lock.locked())
         return save(analysis)
 
     return recorded
@@ -122,14 +122,14 @@ def _recording_lock(runner: Runner, held: list[bool]):
 
 def test_batches_wait_for_the_model_lock(tmp_path, tiny_bert):
     runner = _runner(tmp_path, tiny_bert, "locked")
-    runner.lock.acquire()
+    runner.runner._lock.acquire()
     with ThreadPoolExecutor(2) as pool:
-        future = pool.submit(runner.analyze, AnalysisRequest(method="attention", text="the cat sat"))
+        future = pool.submit(runner.analyses.analyze, AnalysisRequest(method="attention", text="the cat sat"))
         with pytest.raises(TimeoutError):
             future.result(timeout=0.5)  # a hook-mutating method holds the model: the batch waits
-        runner.lock.release()
+        runner.runner._lock.release()
         assert future.result(timeout=30)[0].method == "attention"
-    runner.close()
+    runner.runner.close()
 
 
 def test_batches_respect_the_padded_token_budget(tiny_bert):
@@ -150,9 +150,15 @@ def test_batches_respect_the_padded_token_budget(tiny_bert):
 
 def _batcher(loaded, run_batch, *, max_tokens: int) -> MicroBatcher:
     """A batcher with its own lock that waits up to a second for announced requests."""
+    lock = threading.Lock()
+
+    @contextmanager
+    def exclusive():
+        with lock:
+            yield loaded
+
     return MicroBatcher(
-        lambda: loaded,
-        threading.Lock(),
+        exclusive,
         max_batch=64,
         wait_seconds=1.0,
         max_tokens=max_tokens,
@@ -218,7 +224,7 @@ def test_out_of_memory_in_an_unbatched_method_is_a_503_over_http(client, monkeyp
 def test_every_batchable_method_gives_from_a_pass_what_it_runs(tiny_bert):
     from app.methods import METHODS
 
-    batchable = sorted(name for name, method in METHODS.items() if getattr(method, "batchable", False))
+    batchable = sorted(name for name, method in METHODS.items() if method.batchable)
     assert batchable == sorted(BATCHABLE)  # a new batchable method must join the concurrency test above
     encoded = _inputs(tiny_bert)[0]
     for name in batchable:

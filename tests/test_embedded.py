@@ -8,8 +8,8 @@ import pytest
 from app.modeling.encoding import encode
 from app.modeling.loading import EMBEDDED, embedded_model_path, load_model, weights_hash
 from app.modeling.targets import ZeroShotTarget, bind_target
-from app.services.runner import AnalysisRequest, Runner
-from app.store.analyses import AnalysisStore
+from app.services.analyses import AnalysisRequest
+from app.services.container import build_services
 from app.store.db import make_engine
 from tests.conftest import make_settings, sqlite_url
 
@@ -35,8 +35,8 @@ def test_revision_is_stable_across_loads(embedded):
 
 
 def test_attention_on_the_embedded_model(tmp_path, embedded):
-    runner = Runner(embedded, AnalysisStore(make_engine(sqlite_url(tmp_path))), make_settings(tmp_path))
-    analysis, _ = runner.analyze(
+    services = build_services(embedded, make_engine(sqlite_url(tmp_path)), make_settings(tmp_path))
+    analysis, _ = services.analyses.analyze(
         AnalysisRequest(method="attention", text="Interpretability is unbelievably fun.")
     )
     layers = analysis.result["layers"]

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event
 
 from app.errors import StoreUnavailable
 from app.main import create_app
 from app.store.db import RETRY_AFTER_S, check_connection, make_engine
 from app.store.records import RecordStore
-from tests.conftest import make_settings, postgres_url
+from tests.conftest import make_settings
 from tests.tiny import slow_index_job, wait_for_job, write_corpus
 
 TEXT = "the cat sat on the mat"
@@ -91,7 +88,7 @@ def _analyse(client: TestClient, text_: str = TEXT) -> dict:
 
 
 def _worker_alive(client: TestClient) -> bool:
-    thread = client.app.state.jobs._thread
+    thread = client.app.state.services.jobs._thread
     return thread is not None and thread.is_alive()
 
 
@@ -176,7 +173,7 @@ def test_sqlite_lost_mid_run_then_back(tmp_path, tiny_bert):
         folder.write_text("not a folder")
         # open SQLite connections keep reading the moved file; dropping them makes the server reconnect,
         # as it must after a network filesystem or a database server went away
-        client.app.state.runner.store.engine.dispose()
+        client.app.state.services.stores.engine.dispose()
         _assert_unavailable(client)
         assert _worker_alive(client)
         folder.unlink()
@@ -255,25 +252,6 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[URL]:
-    """A fresh PostgreSQL database of its own (start-up work must not touch other tests' jobs)."""
-    url = postgres_url()
-    if url is None:
-        pytest.skip("set BERTSCOPE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
-    base = make_url(url)
-    name = f"bertscope_faults_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.slow

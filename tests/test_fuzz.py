@@ -42,7 +42,7 @@ def fuzz_app(tmp_path_factory, tiny_bert) -> Iterator[FastAPI]:
     assert app.openapi() == schema.raw_schema
     yield app
     # Schemathesis keeps the app's lifespan running until the process exits: leave no job running then
-    jobs = app.state.jobs
+    jobs = app.state.services.jobs
     if jobs is not None:
         for job in jobs.records.jobs():
             jobs.cancel(job.id)
@@ -80,4 +80,4 @@ def test_api(case, fuzz_app):
     if case.operation.method.upper() == "POST" and case.path == "/api/jobs" and response.status_code == 202:
         # an accepted job (e.g. the schema's example, a real evaluation) is checked, not run to the end:
         # running it would take the worker far past the time this test may take
-        fuzz_app.state.jobs.cancel(response.json()["id"])
+        fuzz_app.state.services.jobs.cancel(response.json()["id"])

@@ -48,7 +48,7 @@ def test_patch_removes_hooks_when_forward_raises(tiny_bert):
 
 
 def _target(loaded, method, encoded):
-    if getattr(method, "needs_probe", False):  # a random probe set over every layer of the tiny model
+    if method.requires == "probe_set":  # a random probe set over every layer of the tiny model
         layers = list(range(loaded.num_layers + 1))
         rng = np.random.default_rng(0)
         shape = (len(layers), 4, loaded.hidden_size)
@@ -63,11 +63,11 @@ def _target(loaded, method, encoded):
             {},
         )
         return ProbeContext(probes)
-    return bind_target(loaded, None, encoded) if method.needs_target else None
+    return bind_target(loaded, None, encoded) if method.requires == "target" else None
 
 
 def _params(method):
-    return method.Params(layer=1) if getattr(method, "needs_probe", False) else method.Params()
+    return method.Params(layer=1) if method.requires == "probe_set" else method.Params()
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -76,14 +76,14 @@ def test_loading_a_model_is_an_admin_operation(tmp_path, tiny_bert):
 
 
 def test_the_swap_waits_for_a_request_in_flight(client, tmp_path):
-    runner = client.app.state.runner
+    runner = client.app.state.services.runner
     directory = save_checkpoint(tmp_path / "other", seed=3)
-    revision = runner.loaded.revision
+    revision = runner.revision
     with runner.using_model():
         job = client.post(
             "/api/jobs", json={"kind": "load_model", "params": {"model": str(directory)}}
         ).json()
         time.sleep(1.0)
-        assert runner.loaded.revision == revision  # the request in flight still sees its model
+        assert runner.revision == revision  # the request in flight still sees its model
     assert wait_for_job(client, job["id"])["status"] == "done"
-    assert runner.loaded.revision != revision
+    assert runner.revision != revision

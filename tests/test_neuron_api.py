@@ -123,8 +123,11 @@ def test_corpora_outside_the_description_run_are_marked(client, tmp_path):
     assert corpora[2]["warning"] is None
     from app.services.neuron_views import neuron_detail
 
-    runner = client.app.state.runner
-    detail = neuron_detail(runner, 1, 3, shaded=2)["corpora"][2]  # beyond 2 exemplars: the token by name
+    services = client.app.state.services
+    runner = services.runner
+    detail = neuron_detail(runner, services.stores, 1, 3, shaded=2)["corpora"][
+        2
+    ]  # beyond 2 exemplars: the token by name
     tokenized = runner.token_strings([e["sentence"] for e in detail["exemplars"]], 128)
     for exemplar, tokens in zip(detail["exemplars"][2:], tokenized[2:], strict=True):
         assert "tokens" not in exemplar and exemplar["token"] == tokens[exemplar["position"]]

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from app.errors import InvalidInput, NotFound, StoreUnavailable
-from app.jobs.neurons import IndexNeuronsParams, run_index_neurons
-from app.methods.neurons.index import build_index, build_state, ffn_modules
+from app.jobs.contract import JobContext
+from app.jobs.neurons import IndexNeuronsParams, index_corpus, run_index_neurons
+from app.methods.neurons.index import build_state, ffn_modules
 from app.methods.neurons.stats import HISTOGRAM_BINS, HISTOGRAM_SLOTS
+from app.services.runner import Runner
 from app.store.db import make_engine
-from app.store.neuron_tables import NeuronIndexRow, NeuronLayerRow, NeuronSentenceRow, NeuronSummaryRow
 from app.store.neurons import NeuronStore
-from tests.conftest import make_settings, postgres_url, sqlite_url
+from app.store.tables import NeuronIndexRow, NeuronLayerRow, NeuronSentenceRow, NeuronSummaryRow
+from tests.conftest import make_settings, sqlite_url
 from tests.test_neuron_index import CORPUS, K, _assert_same_state
 
 TABLES = (NeuronIndexRow, NeuronSentenceRow, NeuronLayerRow, NeuronSummaryRow)
@@ -28,7 +31,18 @@ def store(tmp_path) -> NeuronStore:
 
 
 def _build(loaded, store, **kwargs):
-    return build_index(loaded, store, "toy", "toy.txt", CORPUS, k=K, batch_size=4, **kwargs)
+    return index_corpus(loaded, store, "toy", "toy.txt", CORPUS, k=K, batch_size=4, **kwargs)
+
+
+def _exclusive(lock: threading.Lock):
+    """``exclusive`` as the runner hands it out: a fresh context manager holding ``lock``."""
+
+    @contextmanager
+    def exclusive():
+        with lock:
+            yield
+
+    return exclusive
 
 
 def _row_counts(store: NeuronStore) -> dict[str, int]:
@@ -159,7 +173,7 @@ def test_model_lock_is_taken_per_batch_only(tiny_bert, store):
     store.finish = watching(store.finish)
     handle = ffn_modules(tiny_bert)[0].register_forward_hook(lambda *_: held_at_forward.append(lock.locked()))
     try:
-        info = _build(tiny_bert, store, progress=progress, checkpoint_every=1, lock=lock)
+        info = _build(tiny_bert, store, progress=progress, checkpoint_every=1, exclusive=_exclusive(lock))
     finally:
         handle.remove()
     batches = -(-len(CORPUS) // 4)
@@ -173,16 +187,17 @@ def test_model_lock_is_taken_per_batch_only(tiny_bert, store):
 def test_index_job_lets_requests_interleave(tiny_bert, store, tmp_path):
     corpus = tmp_path / "toy.txt"
     corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
-    runner = SimpleNamespace(
-        settings=make_settings(tmp_path), loaded=tiny_bert, neurons=store, lock=threading.Lock()
-    )
+    runner = Runner(tiny_bert, make_settings(tmp_path, batching=False))
     free: list[bool] = []
     params = IndexNeuronsParams(
         corpora=[{"name": "toy", "path": str(corpus)}], k=K, batch_size=4, describe=False
     )
-    outcome = run_index_neurons(
-        runner, params, lambda done, total: free.append(_other_thread_takes(runner.lock))
-    )
+    stores = SimpleNamespace(neurons=store)
+
+    def progress(done: int, total: int) -> None:
+        free.append(_other_thread_takes(runner._lock))
+
+    outcome = run_index_neurons(JobContext(runner, stores, runner.settings, progress), params)
     assert len(free) == -(-len(CORPUS) // 4) and all(free)
     _assert_same_state(store.load_state(outcome.result_id), build_state(tiny_bert, CORPUS, k=K, batch_size=4))
 
@@ -193,13 +208,13 @@ def test_finished_index_is_reused_or_refused(tiny_bert, store):
     again = _build(tiny_bert, store, progress=lambda *p: calls.append(p))
     assert again.id == info.id and calls == []  # nothing rebuilt
     with pytest.raises(InvalidInput, match="delete it first or choose another corpus name"):
-        build_index(tiny_bert, store, "toy", "toy.txt", CORPUS[:5], k=K)
+        index_corpus(tiny_bert, store, "toy", "toy.txt", CORPUS[:5], k=K)
 
 
 def test_unfinished_index_with_other_sentences_starts_afresh(tiny_bert, store):
     answers = iter([False, True])
     stopped = _build(tiny_bert, store, should_stop=lambda: next(answers))
-    fresh = build_index(tiny_bert, store, "toy", "toy.txt", CORPUS[:6], k=K, batch_size=4)
+    fresh = index_corpus(tiny_bert, store, "toy", "toy.txt", CORPUS[:6], k=K, batch_size=4)
     assert fresh.id != stopped.id and (fresh.status, fresh.sentence_count) == ("done", 6)
     with pytest.raises(NotFound):
         store.get(stopped.id)
@@ -218,7 +233,7 @@ def test_delete_removes_everything(tiny_bert, store):
 
 def test_bad_corpus_name_is_refused(tiny_bert, store):
     with pytest.raises(InvalidInput, match="is not allowed"):
-        build_index(tiny_bert, store, "my corpus", "x.txt", CORPUS, k=K)
+        index_corpus(tiny_bert, store, "my corpus", "x.txt", CORPUS, k=K)
 
 
 def test_unreachable_database_is_a_clear_error():
@@ -228,16 +243,8 @@ def test_unreachable_database_is_a_clear_error():
 
 
 @pytest.mark.postgres
-def test_postgres_round_trip(tiny_bert):
-    url = postgres_url()
-    if url is None:
-        pytest.skip("set BERTSCOPE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
-    schema_engine = create_engine(url)
-    with schema_engine.begin() as connection:
-        for table in reversed(TABLES):
-            connection.execute(text(f"DROP TABLE IF EXISTS {table.__tablename__} CASCADE"))
-    schema_engine.dispose()
-    store = NeuronStore(make_engine(url))
+def test_postgres_round_trip(tiny_bert, pg_url):
+    store = NeuronStore(make_engine(pg_url.render_as_string(hide_password=False)))
     answers = iter([False, True])
     _build(tiny_bert, store, should_stop=lambda: next(answers))
     info = _build(tiny_bert, store)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from fastapi.testclient import TestClient
@@ -31,23 +30,6 @@ def test_a_restarting_replica_fails_only_its_own_interrupted_jobs(tmp_path):
     assert records.job(mine.id).to_json()["owner"] == "a"
 
 
-def test_an_older_database_gets_the_new_column(tmp_path):
-    path = tmp_path / "store.db"
-    with sqlite3.connect(path) as old:  # the jobs table as the previous version created it
-        old.execute(
-            "CREATE TABLE jobs (id VARCHAR(32) PRIMARY KEY, kind VARCHAR(50), params JSON,"
-            " status VARCHAR(20), progress FLOAT, message TEXT, result_id VARCHAR(32),"
-            " created_at DATETIME, updated_at DATETIME)"
-        )
-        old.execute(
-            "INSERT INTO jobs VALUES ('old1', 'eval_mixing', '{}', 'done', 1.0, 'done', NULL,"
-            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-        )
-    records = RecordStore(make_engine(f"sqlite:///{path}"))
-    assert records.job("old1").status == "done" and records.job("old1").owner is None
-    assert records.create_job("eval_mixing", {}, owner="a").owner == "a"
-
-
 def test_replicas_share_links_and_cache_and_cancel_each_others_jobs(tmp_path, tiny_bert):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"the cat sat on the mat {i % 7} times" for i in range(3000)) + "\n")
@@ -65,7 +47,7 @@ def test_replicas_share_links_and_cache_and_cancel_each_others_jobs(tmp_path, ti
             time.sleep(0.05)
         assert b.get(f"/api/jobs/{job['id']}").json()["status"] == "running"
         assert b.post(f"/api/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
-        worker = a.app.state.jobs
+        worker = a.app.state.services.jobs
         for _ in range(1200):  # until replica a's worker has let go of the job
             if job["id"] not in worker._cancel:
                 break

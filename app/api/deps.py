@@ -1,4 +1,4 @@
-"""Request-scoped access to the runner and its helpers."""
+"""Request-scoped access to the services (never to the model or its lock)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from fastapi import Request
 
 from app.errors import BertscopeError
-from app.services.runner import Runner
+from app.services.container import Services
 
 
 class ModelNotReady(BertscopeError):
@@ -17,16 +17,16 @@ class ModelNotReady(BertscopeError):
     status = 503
 
 
-def get_runner(request: Request) -> Runner:
-    """The app's runner; 503 while the model is not loaded."""
-    runner = request.app.state.runner
-    if runner is None:
+def get_services(request: Request) -> Services:
+    """The app's services; 503 while the model is not loaded."""
+    services = request.app.state.services
+    if services is None:
         raise ModelNotReady("The model is not loaded yet; try again in a few seconds.")
-    return runner
+    return services
 
 
-def use_runner(request: Request) -> Iterator[Runner]:
-    """The runner, held for the whole request so that a model swap waits for it (API routes)."""
-    runner = get_runner(request)
-    with runner.using_model():
-        yield runner
+def use_services(request: Request) -> Iterator[Services]:
+    """The services, with the model held for the whole request so that a model swap waits for it."""
+    services = get_services(request)
+    with services.runner.using_model():
+        yield services

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from app.api.deps import use_runner
-from app.api.routes import ERRORS
-from app.services.neuron_views import active_neurons, neuron_detail, neuron_page
-from app.services.runner import Runner
+from app.api.deps import use_services
+from app.api.schemas import ERRORS
+from app.services.container import Services
+from app.services.neuron_views import active_neurons, neuron_detail, neuron_page, neuron_summary
 
 router = APIRouter(prefix="/api", tags=["neurons"])
 Label = Literal["consistent", "inconsistent", "corpus-specific", "undescribed", "single corpus"]
@@ -26,31 +26,39 @@ def list_neurons(
     sort: Literal["score", "consistency", "layer"] = Query("score"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
-    runner: Runner = Depends(use_runner),
+    services: Services = Depends(use_services),
 ) -> dict[str, Any]:
     """One page of neurons with their best descriptors, consistency labels and the run's summary."""
-    return neuron_page(runner, layer=layer, query=q, label=label, sort=sort, limit=limit, offset=offset)
+    return neuron_page(
+        services.runner,
+        services.stores,
+        layer=layer,
+        query=q,
+        label=label,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/neurons/summary", responses=ERRORS)
-def neurons_summary(runner: Runner = Depends(use_runner)) -> dict[str, Any]:
+def neurons_summary(services: Services = Depends(use_services)) -> dict[str, Any]:
     """The latest description run: corpora, generator, neurons against random directions."""
-    described = runner.descriptions.latest(runner.loaded.revision)
-    indexes = [info.to_json() for info in runner.neurons.list_for_revision(runner.loaded.revision)]
-    return {"description": described.to_json() if described else None, "indexes": indexes}
+    return neuron_summary(services.runner, services.stores)
 
 
 @router.get("/neurons/{layer}/{unit}", responses=ERRORS)
 def get_neuron(
     layer: int = Path(ge=0, le=256),
     unit: int = Path(ge=0, le=1_000_000),
-    runner: Runner = Depends(use_runner),
+    services: Services = Depends(use_services),
 ) -> dict[str, Any]:
     """Descriptors with scores per corpus, exemplars per corpus with token activations, stats, consistency."""
-    return neuron_detail(runner, layer, unit)
+    return neuron_detail(services.runner, services.stores, layer, unit)
 
 
 @router.get("/analyses/{analysis_id}/neurons", responses=ERRORS)
-def analysis_neurons(analysis_id: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
+def analysis_neurons(analysis_id: str, services: Services = Depends(use_services)) -> dict[str, Any]:
     """The neurons most active on a stored analysis's text, relative to their corpus maximum."""
-    return active_neurons(runner, runner.store.get(analysis_id))
+    analysis = services.stores.analyses.get(analysis_id)
+    return active_neurons(services.runner, services.stores, analysis)

@@ -11,13 +11,12 @@ from fastapi.templating import Jinja2Templates
 from app import __version__
 from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
-from app.api.deps import get_runner
-from app.api.routes import analysis_figures, compared_analyses, get_compare_figure, model_targets
+from app.api.deps import get_services
 from app.errors import NotFound
-from app.jobs.registry import ATTRIBUTION_METHODS, MIXING_METHODS
+from app.jobs.evaluations import ATTRIBUTION_METHODS, DEGRADATION_DEFAULTS, MIXING_METHODS
 from app.methods import METHODS
 from app.methods.evaluation.mixing_faithfulness import RANDOM
-from app.methods.neurons.index import num_units
+from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -34,11 +33,11 @@ NAV = [
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """Render a page with the navigation and the loaded model's name."""
-    runner = request.app.state.runner
+    services = request.app.state.services
     base = {
         "nav": NAV,
         "path": request.url.path,
-        "model": runner.loaded.describe() if runner else None,
+        "model": services.runner.describe_model() if services else None,
         "admin": admin_mode(request.app.state.settings),
     }
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
@@ -49,29 +48,19 @@ def error_page(request: Request, status: int, code: str, message: str) -> HTMLRe
 
 
 def _method_choices() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": m.name,
-            "title": m.title,
-            "kind": m.kind,
-            "citation": m.citation,
-            "needs_target": m.needs_target,
-            "params_schema": m.Params.model_json_schema(),
-        }
-        for m in METHODS.values()
-    ]
+    return [method_json(method) for method in METHODS.values()]
 
 
 def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
-    runner = get_runner(request)
+    services = get_services(request)
     spec: dict[str, Any] = {
         "methods": _method_choices(),
-        "targets": model_targets(runner),
+        "targets": services.analyses.targets(),
         "analysis": None,
     }
     if analysis_id is None:
         return spec
-    analysis = runner.store.get(analysis_id)
+    analysis = services.stores.analyses.get(analysis_id)
     view = dict(request.query_params)
     spec["analysis"] = {
         "id": analysis.id,
@@ -105,9 +94,8 @@ def analysis_page(analysis_id: str, request: Request) -> HTMLResponse:
 @router.get("/compare/{ids}", response_class=HTMLResponse)
 def compare_page(ids: str, request: Request) -> HTMLResponse:
     """Mixing methods side by side for one sentence; the link reopens the same view."""
-    runner = get_runner(request)
-    analyses = compared_analyses(ids, runner)
-    answer = get_compare_figure(ids, request, runner)
+    analyses = compared_analyses(ids, get_services(request).stores.analyses)
+    answer = compare_figures(analyses, dict(request.query_params))
     first = analyses[0]
     spec = {
         "page": "compare",
@@ -133,8 +121,9 @@ def compare_page(ids: str, request: Request) -> HTMLResponse:
 
 @router.get("/about", response_class=HTMLResponse)
 def about_page(request: Request) -> HTMLResponse:
-    runner = get_runner(request)
-    return render(request, "about.html", {"methods": _method_choices(), "targets": model_targets(runner)})
+    services = get_services(request)
+    context = {"methods": _method_choices(), "targets": services.analyses.targets()}
+    return render(request, "about.html", context)
 
 
 PROBE_EXAMPLES = 6
@@ -143,15 +132,15 @@ PROBE_EXAMPLES = 6
 @router.get("/neurons", response_class=HTMLResponse)
 def neurons_page(request: Request) -> HTMLResponse:
     """Browse neurons: search descriptors, filter by layer and label, sort, page through 40k neurons."""
-    runner = get_runner(request)
-    return render(request, "neurons.html", {"spec": {"page": "neurons", "layers": runner.loaded.num_layers}})
+    layers = get_services(request).runner.num_layers
+    return render(request, "neurons.html", {"spec": {"page": "neurons", "layers": layers}})
 
 
 @router.get("/neurons/{layer}/{unit}", response_class=HTMLResponse)
 def neuron_view(layer: int, unit: int, request: Request) -> HTMLResponse:
     """One neuron: descriptors, exemplars and histograms per corpus side by side, consistency."""
-    runner = get_runner(request)
-    layers, units = runner.loaded.num_layers, num_units(runner.loaded)
+    runner = get_services(request).runner
+    layers, units = runner.num_layers, runner.num_units
     if not (0 <= layer < layers and 0 <= unit < units):
         raise NotFound(
             f"No neuron {layer}/{unit}: the loaded model has layers 0-{layers - 1} and units 0-{units - 1}."
@@ -162,22 +151,23 @@ def neuron_view(layer: int, unit: int, request: Request) -> HTMLResponse:
 @router.get("/probes", response_class=HTMLResponse)
 def probes_page(request: Request) -> HTMLResponse:
     """Train probe sets as jobs, plot per-layer metrics and topological curves, draw a sentence's tree."""
-    runner = get_runner(request)
-    sets = runner.probes.for_revision(runner.loaded.revision)
-    examples = runner.treebanks.examples(sets[0], PROBE_EXAMPLES) if sets else []
+    services = get_services(request)
+    sets = services.stores.probes.list_for_revision(services.runner.revision)
+    examples = services.analyses.treebanks.examples(sets[0], PROBE_EXAMPLES) if sets else []
     return render(request, "probes.html", {"spec": {"page": "probes", "examples": examples}})
 
 
 @router.get("/evaluations", response_class=HTMLResponse)
 def evaluations_page(request: Request) -> HTMLResponse:
     """Start faithfulness evaluations as jobs, follow their progress, plot stored results."""
-    runner = get_runner(request)
+    services = get_services(request)
+    heads = services.stores.heads.list_for_revision(services.runner.revision)
     spec = {
         "page": "evaluations",
         "methods": [*MIXING_METHODS, RANDOM],
         "attribution_methods": [*ATTRIBUTION_METHODS, RANDOM],
-        "degradation_defaults": ["iba", "integrated_gradients", "lime", "occlusion", RANDOM],
-        "heads": [head.describe() for head in runner.heads.for_revision(runner.loaded.revision)],
+        "degradation_defaults": DEGRADATION_DEFAULTS,
+        "heads": [head.describe() for head in heads],
     }
     return render(request, "evaluations.html", {"spec": spec})
 

@@ -6,28 +6,30 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import use_runner
-from app.api.routes import ERRORS
+from app.api.deps import use_services
+from app.api.schemas import ERRORS
 from app.figures.probe_set import probe_set_view
-from app.services.runner import Runner
+from app.services.container import Services
 
 router = APIRouter(prefix="/api", tags=["probes"])
 
 
 @router.get("/probes", responses=ERRORS)
-def list_probes(runner: Runner = Depends(use_runner)) -> list[dict[str, Any]]:
+def list_probes(services: Services = Depends(use_services)) -> list[dict[str, Any]]:
     """Probe sets trained on the loaded weights, newest first."""
-    return [probes.describe() for probes in runner.probes.for_revision(runner.loaded.revision)]
+    return [
+        probes.describe() for probes in services.stores.probes.list_for_revision(services.runner.revision)
+    ]
 
 
 @router.get("/probes/{probe_id}", responses=ERRORS)
-def get_probes(probe_id: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
+def get_probes(probe_id: str, services: Services = Depends(use_services)) -> dict[str, Any]:
     """One probe set: params, layers, rank and every metric measured on its dev treebank."""
-    return runner.probes.find(probe_id, runner.loaded.revision).describe()
+    return services.stores.probes.find(probe_id, services.runner.revision).describe()
 
 
 @router.get("/probes/{probe_id}/figure", responses=ERRORS)
-def get_probe_figures(probe_id: str, runner: Runner = Depends(use_runner)) -> dict[str, Any]:
+def get_probe_figures(probe_id: str, services: Services = Depends(use_services)) -> dict[str, Any]:
     """Per-layer metric curves, tree topological curves and the summary table of one probe set."""
-    probes = runner.probes.find(probe_id, runner.loaded.revision)
+    probes = services.stores.probes.find(probe_id, services.runner.revision)
     return {"id": probes.id, **probe_set_view(probes.metrics)}

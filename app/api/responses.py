@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from app.services.runner import dumps
+from app.services.analyses import dumps
 
 
 class NumpyJSONResponse(JSONResponse):

@@ -88,8 +88,8 @@ def analyze(
 ) -> None:
     """Run METHOD on a text, store it, and print the result (or its JSON)."""
     from app.methods import get_method
-    from app.services.runner import AnalysisRequest, Runner, analysis_json, dumps
-    from app.store.analyses import AnalysisStore
+    from app.services.analyses import AnalysisRequest, analysis_json, dumps
+    from app.services.container import build_services
     from app.store.db import make_engine
 
     settings = cli_settings(model=model, device=device, database_url=database_url)
@@ -102,10 +102,9 @@ def analyze(
             params=dict(_parse_param(p) for p in params),
             target=None if target is None else TypeAdapter(dict).validate_json(target),
         )
-        runner = Runner(
-            load_configured_model(settings), AnalysisStore(make_engine(settings.database_url)), settings
-        )
-        analysis, cached = runner.analyze(request)
+        engine = make_engine(settings.database_url)
+        services = build_services(load_configured_model(settings), engine, settings)
+        analysis, cached = services.analyses.analyze(request)
     except BertscopeError as exc:
         fail(exc)
     except ValidationError as exc:
@@ -370,7 +369,7 @@ def heads_list(model: str | None, database_url: str | None) -> None:
     settings = cli_settings(model=model, database_url=database_url)
     try:
         loaded = load_configured_model(settings)
-        heads = HeadStore(make_engine(settings.database_url)).for_revision(loaded.revision)
+        heads = HeadStore(make_engine(settings.database_url)).list_for_revision(loaded.revision)
     except BertscopeError as exc:
         fail(exc)
     if not heads:

@@ -53,15 +53,14 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
     """Run a job kind here, with a progress bar, and return its outcome."""
     from tqdm import tqdm
 
-    from app.jobs.manager import execute, parse_params
-    from app.services.runner import Runner
-    from app.store.analyses import AnalysisStore
+    from app.jobs.contract import JobContext
+    from app.jobs.manager import execute
+    from app.jobs.registry import parse_params
+    from app.services.container import build_services
     from app.store.db import make_engine
-    from app.store.records import RecordStore
 
     params = parse_params(kind, raw)
-    engine = make_engine(settings.database_url)
-    runner = Runner(load_configured_model(settings), AnalysisStore(engine), settings)
+    services = build_services(load_configured_model(settings), make_engine(settings.database_url), settings)
     # jobs of several stages report abstract steps (a weighted 0-1000 scale): show a percentage instead
     bar_format = "{l_bar}{bar}| {elapsed}<{remaining}" if unit == "step" else None
     with tqdm(unit=unit, desc=kind.replace("_", " "), bar_format=bar_format) as bar:
@@ -70,4 +69,5 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
             bar.total = total
             bar.update(done - bar.n)
 
-        return execute(runner, RecordStore(engine), kind, params, progress)
+        context = JobContext(services.runner, services.stores, settings, progress)
+        return execute(context, kind, params)

@@ -131,7 +131,7 @@ def probe_list(model: str | None, database_url: str | None) -> None:
     settings = cli_settings(model=model, database_url=database_url)
     try:
         loaded = load_configured_model(settings)
-        sets = ProbeStore(make_engine(settings.database_url)).for_revision(loaded.revision)
+        sets = ProbeStore(make_engine(settings.database_url)).list_for_revision(loaded.revision)
     except BertscopeError as exc:
         fail(exc)
     if not sets:

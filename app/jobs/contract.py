@@ -1,23 +1,77 @@
-"""What every job kind is: validated params and a function that runs them and says what it produced."""
+"""The job contract: long work per corpus or dataset (index, describe, train, evaluate, fit, load a model).
+
+A job kind is one pydantic ``Params`` model (it generates the API schema, the CLI options and the page's
+form) and ``run(context, params) -> JobOutcome``. ``context`` carries what a job may touch:
+
+- ``model``: access to the resident model, only through :meth:`ModelAccess.using_model` (no swap under it)
+  and :meth:`ModelAccess.exclusive` (compute with it, per batch); no lock is ever handed out;
+- ``stores``: the database's stores (resumable jobs keep their checkpoints there);
+- ``progress(done, total)``, ``should_stop()``: reported to and asked of the manager. Methods receive these
+  callbacks (and ``checkpoint`` / ``exclusive``, see :mod:`app.methods.callbacks`), never the context.
+
+A job's result is written by the manager in the transaction that marks the job done (evaluations), or
+stored by the job itself before it returns its id (indexes, description runs, heads, probe sets).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from app.services.runner import Runner
-from app.store.heads import FittedHead
+from app.methods.callbacks import Progress, ShouldStop
+from app.modeling.heads import FittedHead
+from app.modeling.loading import LoadedModel
+from app.settings import Settings
 from app.store.probes import ProbeSet
 from app.store.records import Evaluation
+from app.store.stores import Stores
 
-Progress = Callable[[int, int], None]
+
+class JobCancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+class ModelAccess(Protocol):
+    """The resident model as a job may use it (the services' runner implements this)."""
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def revision(self) -> str: ...
+
+    def describe_model(self) -> dict[str, Any]: ...
+
+    def using_model(self) -> AbstractContextManager[LoadedModel]: ...
+
+    def exclusive(self) -> AbstractContextManager[LoadedModel]: ...
+
+    def swap_model(self, loaded: LoadedModel) -> None: ...
+
+
+@dataclass
+class JobContext:
+    """Everything a running job is given."""
+
+    model: ModelAccess
+    stores: Stores
+    settings: Settings
+    progress: Progress
+    should_stop: ShouldStop = lambda: False
+
+    def stop_if_asked(self) -> None:
+        """End the job here when its cancellation was requested."""
+        if self.should_stop():
+            raise JobCancelled
 
 
 @dataclass
 class JobOutcome:
-    """What a job produced: an evaluation summary, or a fitted head."""
+    """What a job produced: an evaluation summary, a fitted head or probe set, or the id of what it stored."""
 
     evaluation_kind: str = ""
     summary: dict = field(default_factory=dict)
@@ -27,7 +81,10 @@ class JobOutcome:
     result_id: str | None = None  # what the job stored itself (e.g. a neuron index or description run)
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobKind:
-    params: type[BaseModel]
-    run: Callable[[Runner, BaseModel, Progress], JobOutcome]
+    """One kind of job: its params model, what it runs, and a title for pages and ``--help``."""
+
+    Params: type[BaseModel]
+    run: Callable[[JobContext, BaseModel], JobOutcome]
+    title: str

@@ -16,78 +16,64 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from app.errors import BertscopeError, InvalidInput, NotFound, StoreUnavailable
-from app.jobs.registry import JOB_KINDS, JobOutcome
-from app.services.runner import Runner, format_validation_error
+from app.errors import BertscopeError, StoreUnavailable
+from app.jobs.contract import JobCancelled, JobContext, JobOutcome, ModelAccess
+from app.jobs.registry import get_job_kind, parse_params
+from app.settings import Settings
 from app.store.db import ensure_ready, on_first_connection
-from app.store.records import Job, RecordStore, new_evaluation
+from app.store.records import Job, new_evaluation
+from app.store.stores import Stores
 
 log = logging.getLogger("bertscope.jobs")
 T = TypeVar("T")
 RETRY_S = (0.5, 5.0)  # first and longest wait between attempts to reach an unavailable database
 
 
-class JobCancelled(Exception):
-    """Raised inside a job when its cancellation was requested."""
-
-
-def parse_params(kind: str, params: dict[str, Any]) -> BaseModel:
-    """Validate a job's params; unknown kinds and bad params are clear 4xx errors."""
-    if kind not in JOB_KINDS:
-        raise NotFound(f"Unknown job kind {kind!r}. Valid kinds: {', '.join(JOB_KINDS)}.")
-    try:
-        return JOB_KINDS[kind].params.model_validate(params)
-    except ValidationError as exc:
-        raise InvalidInput(format_validation_error(exc, prefix="params.")) from None
-
-
-def execute(
-    runner: Runner,
-    records: RecordStore,
-    kind: str,
-    params: BaseModel,
-    progress: Callable[[int, int], None],
-    job_id: str | None = None,
-) -> JobOutcome:
+def execute(context: JobContext, kind: str, params: BaseModel, job_id: str | None = None) -> JobOutcome:
     """Run one job to the end and store what it produced (an evaluation in the same transaction that marks
-    the job done; a fitted head before the job is marked done)."""
-    outcome = JOB_KINDS[kind].run(runner, params, progress)
-    saved = runner.heads.save(outcome.head) if outcome.head is not None else None
+    the job done; a fitted head or probe set before the job is marked done)."""
+    stores = context.stores
+    outcome = get_job_kind(kind).run(context, params)
+    saved = stores.heads.save(outcome.head) if outcome.head is not None else None
     if outcome.probes is not None:
-        saved = runner.probes.save(outcome.probes)
+        saved = stores.probes.save(outcome.probes)
     result_id = saved.id if saved is not None else outcome.result_id
     if result_id is not None:
         if job_id is not None:
-            records.update_job(job_id, status="done", progress=1.0, message="done", result_id=result_id)
+            stores.records.update_job(
+                job_id, status="done", progress=1.0, message="done", result_id=result_id
+            )
         return outcome
     outcome.evaluation = new_evaluation(
         outcome.evaluation_kind,
-        runner.loaded.describe(),
+        context.model.describe_model(),
         params.model_dump(mode="json"),
         outcome.summary,
         job_id,
     )
     if job_id is None:
-        records.save_evaluation(outcome.evaluation)
+        stores.records.save_evaluation(outcome.evaluation)
     else:
-        records.finish_job(job_id, outcome.evaluation)
+        stores.records.finish_job(job_id, outcome.evaluation)
     return outcome
 
 
 class JobManager:
     """Queue of jobs run one at a time by a daemon thread; progress is written at most every half second."""
 
-    def __init__(self, runner: Runner, records: RecordStore) -> None:
-        self.runner = runner
-        self.records = records
+    def __init__(self, model: ModelAccess, stores: Stores, settings: Settings) -> None:
+        self.model = model
+        self.stores = stores
+        self.records = stores.records
+        self.settings = settings
         self._queue: queue.Queue[str] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self.owner = runner.settings.replica_id
+        self.owner = settings.replica_id
 
     def start(self) -> None:
         """Start the worker; jobs of a dead process are marked failed at the first successful connection."""
@@ -181,7 +167,8 @@ class JobManager:
                     log.warning("job %s: progress not saved. %s", job_id, exc.message)
 
         try:
-            execute(self.runner, self.records, job.kind, parse_params(job.kind, job.params), progress, job_id)
+            context = JobContext(self.model, self.stores, self.settings, progress, event.is_set)
+            execute(context, job.kind, parse_params(job.kind, job.params), job_id)
         except JobCancelled:
             self._set_state(job_id, status="cancelled", message="cancelled")
         except BertscopeError as exc:
@@ -191,12 +178,12 @@ class JobManager:
             self._set_state(job_id, status="failed", message=f"{exc.__class__.__name__}: {exc}")
 
 
-def start_sample_index(runner: Runner, jobs: JobManager) -> Job | None:
+def start_sample_index(jobs: JobManager) -> Job | None:
     """On first serve, index (and describe) the shipped sample corpus in the background if the loaded model
     has no neuron index and no index job is already queued or running."""
     from app.jobs.neurons import sample_corpus_params
 
-    if runner.neurons.list_for_revision(runner.loaded.revision):
+    if jobs.stores.neurons.list_for_revision(jobs.model.revision):
         return None
     if any(
         job.kind == "index_neurons" and job.status in ("queued", "running") for job in jobs.records.jobs()

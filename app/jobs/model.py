@@ -1,9 +1,9 @@
 """Switching the resident model at run time (an admin job): load the new weights, then swap them in.
 
 The new model loads while the old one keeps serving; the swap itself waits until no request is using the
-old model (``Runner.swap_model``), so no analysis mixes a tokenizer of one checkpoint with the weights of
-another. Stored analyses are keyed by weights revision, so nothing cached for the old model is served for
-the new one. ``trust_remote_code`` is never enabled (see app.modeling.loading).
+old model (the runner's ``swap_model``), so no analysis mixes a tokenizer of one checkpoint with the
+weights of another. Stored analyses are keyed by weights revision, so nothing cached for the old model
+is served for the new one. ``trust_remote_code`` is never enabled (see app.modeling.loading).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.jobs.contract import JobOutcome, Progress
+from app.jobs.contract import JobContext, JobOutcome
 from app.modeling.loading import load_model
-from app.services.runner import Runner
 
 
 class LoadModelParams(BaseModel):
@@ -26,14 +25,14 @@ class LoadModelParams(BaseModel):
     dtype: Literal["float32", "float16", "bfloat16"] | None = Field(None, description="Default: the setting.")
 
 
-def run_load_model(runner: Runner, params: LoadModelParams, progress: Progress) -> JobOutcome:
+def run_load_model(context: JobContext, params: LoadModelParams) -> JobOutcome:
     """Load, then swap; the job's result id is the new weights revision."""
-    settings = runner.settings
+    settings, progress = context.settings, context.progress
     progress(0, 2)
     loaded = load_model(
         params.model, params.device or settings.device, params.dtype or settings.dtype, settings.hub_offline
     )
     progress(1, 2)
-    runner.swap_model(loaded)
+    context.model.swap_model(loaded)
     progress(2, 2)
     return JobOutcome(result_id=loaded.revision)

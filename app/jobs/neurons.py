@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInput
-from app.jobs.contract import JobOutcome, Progress
-from app.methods.neurons.corpora import SAMPLE_CORPUS, read_corpus, validate_corpus_name
+from app.jobs.contract import JobContext, JobOutcome
+from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
+from app.methods.neurons.corpora import (
+    DEFAULT_BATCH_SIZE,
+    SAMPLE_CORPUS,
+    read_corpus,
+    resolve_max_tokens,
+    validate_corpus_name,
+)
 from app.methods.neurons.descriptions import CorpusExemplars, describe_corpora
 from app.methods.neurons.directions import DEFAULT_DIRECTIONS
 from app.methods.neurons.generators import make_generator
-from app.methods.neurons.index import build_index
+from app.methods.neurons.index import DEFAULT_CHECKPOINT_EVERY, build_state
+from app.methods.neurons.stats import DEFAULT_K
 from app.methods.probes.pipeline import Stages
-from app.services.runner import Runner
+from app.modeling.loading import LoadedModel
+from app.store.neurons import NeuronIndexInfo, NeuronStore
 
 MAX_CORPORA = 8
 SAMPLE_NAME = "sample"
@@ -63,38 +75,91 @@ def sample_corpus_params() -> dict:
     return {"corpora": [{"name": SAMPLE_NAME, "path": str(SAMPLE_CORPUS)}]}
 
 
-def run_index_neurons(runner: Runner, params: IndexNeuronsParams, progress: Progress) -> JobOutcome:
-    settings = runner.settings
+def run_index_neurons(context: JobContext, params: IndexNeuronsParams) -> JobOutcome:
+    """Index each corpus (resuming a stopped build), then describe them all when asked."""
+    settings = context.settings
     texts = [read_corpus(spec.path, spec.column, spec.limit) for spec in params.corpora]
     weights = {spec.name: float(len(t)) for spec, t in zip(params.corpora, texts, strict=True)}
     if params.describe:
         weights["describe"] = sum(weights.values())
-    stages = Stages(weights, progress)
+    stages = Stages(weights, context.progress)
     last = None
-    for spec, sentences in zip(params.corpora, texts, strict=True):
-        last = build_index(  # takes the model lock per batch: requests interleave with the build
-            runner.loaded,
-            runner.neurons,
-            spec.name,
-            spec.path,
-            sentences,
-            k=params.k or settings.neuron_top_k,
-            batch_size=params.batch_size or settings.neuron_batch_size,
-            progress=stages.stage(spec.name),
-            max_tokens=params.max_tokens,
-            lock=runner.lock,
-        )
+    with context.model.using_model() as loaded:
+        for spec, sentences in zip(params.corpora, texts, strict=True):
+            last = index_corpus(
+                loaded,
+                context.stores.neurons,
+                spec.name,
+                spec.path,
+                sentences,
+                k=params.k or settings.neuron_top_k,
+                batch_size=params.batch_size or settings.neuron_batch_size,
+                max_tokens=params.max_tokens,
+                progress=stages.stage(spec.name),
+                should_stop=context.should_stop,
+                exclusive=context.model.exclusive,
+            )
+            context.stop_if_asked()  # a stopped build has kept its checkpoint: submitting again resumes it
     if not params.describe:
         return JobOutcome(result_id=last.id)
     names = [spec.name for spec in params.corpora]
     describe = DescribeNeuronsParams(corpora=names, directions=params.directions, seed=params.seed)
-    return run_describe_neurons(runner, describe, stages.stage("describe"))
+    return run_describe_neurons(replace(context, progress=stages.stage("describe")), describe)
 
 
-def run_describe_neurons(runner: Runner, params: DescribeNeuronsParams, progress: Progress) -> JobOutcome:
-    indexes = [
-        info for info in runner.neurons.list_for_revision(runner.loaded.revision) if info.status == "done"
-    ]
+def index_corpus(
+    loaded: LoadedModel,
+    store: NeuronStore,
+    corpus_name: str,
+    source: str,
+    sentences: list[str],
+    *,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tokens: int | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    exclusive: Exclusive = no_exclusion,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+) -> NeuronIndexInfo:
+    """Build (or resume, or just return when already done) the stored index of one corpus.
+
+    A stopped build leaves a checkpoint and status ``building``; calling again continues from it. The model
+    is held (``exclusive``) per batch only: never while the store writes.
+    """
+    max_tokens = resolve_max_tokens(loaded, max_tokens)
+    record, state = store.start_or_resume(
+        loaded.name, loaded.revision, corpus_name, source, sentences, k=k, max_tokens=max_tokens
+    )
+    if record.status == "done":
+        return record
+    state = build_state(
+        loaded,
+        sentences,
+        k=k,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        resume=state,
+        progress=progress,
+        should_stop=should_stop,
+        checkpoint=partial(store.save_checkpoint, record.id),
+        checkpoint_every=checkpoint_every,
+        exclusive=exclusive,
+    )
+    if not state.complete:
+        return store.save_checkpoint(record.id, state)
+    return store.finish(record.id, state)
+
+
+def run_describe_neurons(context: JobContext, params: DescribeNeuronsParams) -> JobOutcome:
+    """Describe the neurons over finished indexes (all of the loaded model's, or the named corpora)."""
+    with context.model.using_model() as loaded:
+        return _describe(context, loaded, params)
+
+
+def _describe(context: JobContext, loaded: LoadedModel, params: DescribeNeuronsParams) -> JobOutcome:
+    neurons = context.stores.neurons
+    indexes = [info for info in neurons.list_for_revision(loaded.revision) if info.status == "done"]
     if params.corpora:
         found = {info.corpus: info for info in indexes}
         missing = [name for name in params.corpora if name not in found]
@@ -105,94 +170,36 @@ def run_describe_neurons(runner: Runner, params: DescribeNeuronsParams, progress
         raise InvalidInput("No finished neuron index for the loaded model; index a corpus first.")
     corpora = []
     for info in indexes:
-        state = runner.neurons.load_state(info.id)
-        texts = runner.neurons.sentences(info.id, list(range(info.sentence_count)))
+        state = neurons.load_state(info.id)
+        texts = neurons.sentences(info.id, list(range(info.sentence_count)))
         sentences = [texts[i] for i in range(info.sentence_count)]
         corpora.append(
             CorpusExemplars(info.corpus, info.id, sentences, state.top_sentences, state.top_positions)
         )
-    settings = runner.settings
+    settings = context.settings
     generator = make_generator(
         url=settings.describer_url,
         model=settings.describer_model,
         key=settings.describer_key,
         path=settings.describer_path,
-        loaded=runner.loaded,
+        loaded=loaded,
         timeout=settings.describer_timeout,
     )
-    with runner.lock:
+    with context.model.exclusive():
         run = describe_corpora(
-            runner.loaded,
+            loaded,
             corpora,
             generator,
             directions=params.directions,
             seed=params.seed,
             batch_size=settings.neuron_batch_size,
-            progress=progress,
+            progress=context.progress,
         )
-    set_id = runner.descriptions.save(
+    set_id = context.stores.descriptions.save(
         run,
-        runner.loaded.name,
-        runner.loaded.revision,
+        loaded.name,
+        loaded.revision,
         {corpus.name: corpus.index_id for corpus in corpora},
         params.model_dump(mode="json"),
     )
     return JobOutcome(result_id=set_id)
-
-
-class LabelledDataSpec(BaseModel):
-    """A labelled file whose labels are the sentence-level concepts of the neuron evaluation."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64, examples=["ag_news"])
-    path: str
-    text_col: str | None = None
-    label_col: str = "label"
-    label_names: dict[str, str] | None = Field(None, description='e.g. {"0": "World", "1": "Sports"}.')
-    limit: int | None = Field(None, ge=10, le=1_000_000)
-
-
-class EvalNeuronsParams(BaseModel):
-    """Precision@k / recall@k of unsupervised neuron descriptions against label concepts (AUROC truth)."""
-
-    model_config = ConfigDict(extra="forbid")
-    datasets: list[LabelledDataSpec] = Field(min_length=1, max_length=MAX_CORPORA)
-    exemplars: int = Field(50, ge=1, le=1000)
-    top: int = Field(2, ge=1, le=20)
-    threshold: float = Field(0.75, gt=0.5, le=1.0, description="AUROC a true concept must reach.")
-    directions: int | None = Field(
-        None, ge=0, le=100_000, description="Random directions (default: one per unit)."
-    )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-
-
-def run_eval_neurons(runner: Runner, params: EvalNeuronsParams, progress: Progress) -> JobOutcome:
-    """Run the neuron description evaluation (app.methods.evaluation.neuron_descriptions)."""
-    from app.methods.evaluation.neuron_descriptions import evaluate_neuron_descriptions
-    from app.methods.evaluation.texts import read_labelled
-
-    datasets, names = [], {}
-    for spec in params.datasets:
-        texts, labels = read_labelled(spec.path, spec.text_col, spec.label_col, spec.limit)
-        datasets.append((spec.name, texts, labels))
-        if spec.label_names:
-            names[spec.name] = spec.label_names
-    progress(0, 1)
-    with runner.lock:
-        evaluation = evaluate_neuron_descriptions(
-            runner.loaded,
-            datasets,
-            label_names=names or None,
-            exemplars=params.exemplars,
-            top=params.top,
-            threshold=params.threshold,
-            seed=params.seed,
-            directions=params.directions,
-            batch_size=runner.settings.neuron_batch_size,
-        )
-    progress(1, 1)
-    summary = evaluation.summary()
-    summary["table"] = evaluation.table()
-    summary["examples"] = sum(len(texts) for _, texts, _ in datasets)
-    summary["skipped"] = 0
-    return JobOutcome("neurons", summary)

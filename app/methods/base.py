@@ -1,4 +1,21 @@
-"""The ``Method`` protocol and the plain result container every method returns."""
+"""The analysis contract: what every per-input method declares and how it is run.
+
+An *analysis* runs on one input (a text or a sentence pair) and is cached and permalinked. Each method
+declares, as class attributes read directly (never with ``getattr``):
+
+- ``name``: the paper's name, the same string in the registry, the API, the cache key and the page;
+- ``kind``: ``attribution`` (token scores), ``mixing`` (token-to-token matrices) or ``probe``;
+- ``version``: part of the cache key; bump it when results change;
+- ``Params``: one pydantic model (validation, the page's form, the cache key);
+- ``requires``: what besides the input it needs: ``nothing``, a ``target`` (what prediction to explain)
+  or a ``probe_set`` (trained probes, with the gold tree when the sentence is in their treebank);
+- ``batchable``: True when ``from_pass`` needs only the clean forward pass and the weights, so the server
+  may batch the pass with other requests and run the rest outside the model lock.
+
+``run(loaded, encoded, params, given)`` computes the result; ``given`` is what ``requires`` names (a bound
+target, a probe context, or None). ``bind_params(params, given)`` returns the params with every default
+that depends on ``given`` resolved, so the cache key and the permalink name exactly what was computed.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +25,13 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from app.errors import InvalidInput
 from app.modeling.encoding import Encoded
+from app.modeling.forward import CleanPass
 from app.modeling.loading import LoadedModel
-from app.modeling.targets import BoundTarget
 
-Kind = Literal["attribution", "mixing", "neurons", "probe"]
+Kind = Literal["attribution", "mixing", "probe"]
+Requirement = Literal["nothing", "target", "probe_set"]
 
 
 class NoParams(BaseModel):
@@ -35,20 +54,37 @@ class Result:
 
 
 class Method(Protocol):
-    """One analysis algorithm. ``name`` is the same string in registry, API, cache key and UI."""
+    """One analysis algorithm (see the module docstring for what each attribute means)."""
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
     version: ClassVar[int]
     title: ClassVar[str]
     citation: ClassVar[str]
-    needs_target: ClassVar[bool]
+    requires: ClassVar[Requirement]
+    batchable: ClassVar[bool]
     Params: ClassVar[type[BaseModel]]
     result_type: ClassVar[type[Result]]
 
-    def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: BaseModel, target: BoundTarget | None
-    ) -> Result: ...
+    def run(self, loaded: LoadedModel, encoded: Encoded, params: BaseModel, given: Any) -> Result: ...
+
+    def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> Result: ...
+
+    def bind_params(self, params: BaseModel, given: Any) -> BaseModel: ...
+
+
+class AnalysisMethod:
+    """Defaults: needs nothing but the input, not batchable, params independent of ``given``."""
+
+    requires: ClassVar[Requirement] = "nothing"
+    batchable: ClassVar[bool] = False
+
+    def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> Result:
+        """Only batchable methods compute from a shared clean pass."""
+        raise InvalidInput(f"Method {getattr(self, 'name', '?')} does not compute from a clean pass alone.")
+
+    def bind_params(self, params: BaseModel, given: Any) -> BaseModel:
+        return params
 
 
 def as_numpy(array: Any) -> np.ndarray:

@@ -64,6 +64,11 @@ class LoadedModel:
         return int(getattr(config, "hidden_size", None) or config.dim)
 
     @property
+    def num_units(self) -> int:
+        """FFN width (intermediate size): neurons per layer."""
+        return int(self.adapter.ffn_input_projection(self.model, 0).out_features)
+
+    @property
     def uses_token_types(self) -> bool:
         """Whether the encoder takes segment ids (BERT does, DistilBERT does not)."""
         forward = self.adapter.encoder(self.model).forward

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,16 +114,14 @@ class MicroBatcher:
 
     def __init__(
         self,
-        model: Callable[[], LoadedModel],
-        lock: threading.Lock,
+        exclusive: Callable[[], AbstractContextManager[LoadedModel]],
         *,
         max_batch: int,
         wait_seconds: float,
         max_tokens: int,
         run_batch: Callable[..., list[CleanPass]] = clean_passes,
     ) -> None:
-        self._model = model
-        self._lock = lock
+        self._exclusive = exclusive  # the model for this thread alone while entered
         self.max_batch = max_batch
         self.wait_seconds = wait_seconds
         self.max_tokens = max_tokens
@@ -205,10 +203,9 @@ class MicroBatcher:
         return chunks
 
     def _run(self, chunk: list[_Request]) -> None:
-        loaded = self._model()
         inputs = [item.encoded for item in chunk]
         try:
-            with self._lock, guard_memory(loaded):
+            with self._exclusive() as loaded, guard_memory(loaded):
                 passes = self._run_batch(loaded, inputs, ffn=any(item.ffn for item in chunk))
         except DeviceOutOfMemory as exc:
             if len(chunk) == 1:

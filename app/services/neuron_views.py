@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import numpy as np
 import torch
 
 from app.errors import InvalidInput
+from app.figures.neuron_histogram import histogram_figure
 from app.methods.neurons.index import token_activations
 from app.services.runner import Runner
 from app.store.analyses import StoredAnalysis
+from app.store.stores import Stores
 
 SHADED_EXEMPLARS = 12
 ACTIVE_NEURONS = 12
@@ -20,6 +23,7 @@ SELECTIVE_SENTENCES_PER_EXEMPLAR = 5  # a corpus below k x this many sentences g
 
 def neuron_page(
     runner: Runner,
+    stores: Stores,
     *,
     layer: int | None,
     query: str | None,
@@ -29,13 +33,13 @@ def neuron_page(
     offset: int,
 ) -> dict[str, Any]:
     """One page of the neuron browser: described neurons when a description run exists, else index stats."""
-    revision = runner.loaded.revision
-    if layer is not None and not 0 <= layer < runner.loaded.num_layers:
-        raise InvalidInput(f"layer must be between 0 and {runner.loaded.num_layers - 1} (got {layer}).")
-    indexes = [info.to_json() for info in runner.neurons.list_for_revision(revision)]
-    described = runner.descriptions.latest(revision)
+    revision = runner.revision
+    if layer is not None and not 0 <= layer < runner.num_layers:
+        raise InvalidInput(f"layer must be between 0 and {runner.num_layers - 1} (got {layer}).")
+    indexes = [info.to_json() for info in stores.neurons.list_for_revision(revision)]
+    described = stores.descriptions.latest(revision)
     if described is not None:
-        total, items = runner.descriptions.page(
+        total, items = stores.descriptions.page(
             described.id, layer=layer, query=query, label=label, sort=sort, limit=limit, offset=offset
         )
         labels = described.descriptor_set.get("labels", [])
@@ -48,7 +52,7 @@ def neuron_page(
         raise InvalidInput("No neuron descriptions exist yet: describe the indexed corpora before searching.")
     if not done:
         return {"total": 0, "items": [], "description": None, "indexes": indexes}
-    page = runner.neurons.neurons_page(done[0]["id"], layer=layer, sort="max", limit=limit, offset=offset)
+    page = stores.neurons.neurons_page(done[0]["id"], layer=layer, sort="max", limit=limit, offset=offset)
     items = [dataclasses.asdict(item) for item in page.items]
     return {"total": page.total, "items": items, "description": None, "indexes": indexes}
 
@@ -76,15 +80,17 @@ def _named(descriptors: dict[str, list[list]], labels: list[str]) -> dict[str, l
     }
 
 
-def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EXEMPLARS) -> dict[str, Any]:
+def neuron_detail(
+    runner: Runner, stores: Stores, layer: int, unit: int, shaded: int = SHADED_EXEMPLARS
+) -> dict[str, Any]:
     """Everything about one neuron: per corpus exemplars (with token activations), stats, histogram,
     descriptors and stability; across corpora its consistency and label."""
-    revision = runner.loaded.revision
-    indexes = [info for info in runner.neurons.list_for_revision(revision) if info.status == "done"]
+    revision = runner.revision
+    indexes = [info for info in stores.neurons.list_for_revision(revision) if info.status == "done"]
     if not indexes:
         raise InvalidInput("No neuron index exists for the loaded model yet; index a corpus first.")
-    described = runner.descriptions.latest(revision)
-    row = runner.descriptions.neuron(described.id, layer, unit) if described else None
+    described = stores.descriptions.latest(revision)
+    row = stores.descriptions.neuron(described.id, layer, unit) if described else None
     labels = described.descriptor_set.get("labels", []) if described else []
     run_order = (
         {name: number for number, name in enumerate(described.summary.get("corpora", []))}
@@ -96,7 +102,7 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
     indexes.sort(key=lambda info: (info.corpus not in in_run, run_order.get(info.corpus, len(run_order))))
     corpora = []
     for info in indexes:
-        detail = runner.neurons.neuron(info.id, layer, unit)
+        detail = stores.neurons.neuron(info.id, layer, unit)
         exemplars = [dataclasses.asdict(item) for item in detail.exemplars]
         _shade(runner, exemplars[:shaded], layer, unit, info.max_tokens)
         _name_tokens(runner, exemplars[shaded:], info.max_tokens)
@@ -108,7 +114,11 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
                 "stats": {
                     key: getattr(detail, key) for key in ("count", "mean", "std", "minimum", "maximum")
                 },
-                "histogram": {"edges": detail.histogram_edges, "counts": detail.histogram},
+                "histogram": {
+                    "edges": detail.histogram_edges,
+                    "counts": detail.histogram,
+                    "figure": histogram_figure(detail.histogram_edges, detail.histogram, info.corpus),
+                },
                 "exemplars": exemplars,
                 "descriptors": _named({info.corpus: row["descriptors"].get(info.corpus, [])}, labels)[
                     info.corpus
@@ -123,7 +133,7 @@ def neuron_detail(runner: Runner, layer: int, unit: int, shaded: int = SHADED_EX
     return {
         "layer": layer,
         "unit": unit,
-        "model": runner.loaded.describe(),
+        "model": runner.describe_model(),
         "label": row["label"] if row else None,
         "consistency": row["consistency"] if row else None,
         "token_overlap": row["token_overlap"] if row else None,
@@ -160,8 +170,8 @@ def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tok
     unique = list(dict.fromkeys(item["sentence"] for item in exemplars))
     if not unique:
         return
-    with runner.lock:
-        rows = token_activations(runner.loaded, unique, layer, unit, max_tokens=max_tokens)
+    with runner.exclusive() as loaded:
+        rows = token_activations(loaded, unique, layer, unit, max_tokens=max_tokens)
     by_text = dict(zip(unique, rows, strict=True))
     for item in exemplars:
         row = by_text[item["sentence"]]
@@ -170,16 +180,18 @@ def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tok
 
 
 @torch.no_grad()
-def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE_NEURONS) -> dict[str, Any]:
+def active_neurons(
+    runner: Runner, stores: Stores, analysis: StoredAnalysis, count: int = ACTIVE_NEURONS
+) -> dict[str, Any]:
     """Neurons most active on an analysed text, relative to their maximum over the indexed corpus."""
-    indexes = [i for i in runner.neurons.list_for_revision(runner.loaded.revision) if i.status == "done"]
+    indexes = [i for i in stores.neurons.list_for_revision(runner.revision) if i.status == "done"]
     if not indexes:
         return {"items": [], "index": None}
-    described = runner.descriptions.latest(runner.loaded.revision)
+    described = stores.descriptions.latest(runner.revision)
     in_run = set(described.corpora) if described else set()
     # the reference: the largest corpus of the latest description run (else the largest indexed one)
     reference = max(indexes, key=lambda info: (info.corpus in in_run, info.sentence_count))
-    maxima = runner.neuron_maxima(reference.id)  # [layer, unit]
+    maxima = neuron_maxima(stores, reference.id)  # [layer, unit]
     encoded = runner.encode(analysis.text, analysis.text_pair)
     ffn = runner.clean_pass(encoded, ffn=True).ffn  # micro-batched with concurrent requests
     keep = torch.tensor([not s for s in encoded.special])
@@ -191,7 +203,7 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
     items = []
     for position in flat:
         layer, unit = divmod(int(position), ratio.shape[1])
-        row = runner.descriptions.neuron(described.id, layer, unit) if described else None
+        row = stores.descriptions.neuron(described.id, layer, unit) if described else None
         items.append(
             {
                 "layer": layer,
@@ -205,3 +217,35 @@ def active_neurons(runner: Runner, analysis: StoredAnalysis, count: int = ACTIVE
             }
         )
     return {"items": items, "index": reference.corpus, "index_in_description": reference.corpus in in_run}
+
+
+_MAXIMA: dict[str, np.ndarray] = {}  # index id -> [layer, unit]; an index never changes once done
+_MAXIMA_LOCK = threading.Lock()
+MAXIMA_CACHED = 16
+
+
+def neuron_maxima(stores: Stores, index_id: str) -> np.ndarray:
+    """[layer, unit] maximum activation of every neuron over an index's corpus (cached per index)."""
+    with _MAXIMA_LOCK:
+        if index_id in _MAXIMA:
+            return _MAXIMA[index_id]
+    count = stores.neurons.neurons_page(index_id, sort="max", limit=1, offset=0).total
+    items = []
+    for offset in range(0, count, 500):
+        items += stores.neurons.neurons_page(index_id, sort="max", limit=500, offset=offset).items
+    layers = max(item.layer for item in items) + 1
+    maxima = np.zeros((layers, count // layers), dtype=np.float64)
+    for item in items:
+        maxima[item.layer, item.unit] = item.maximum or 0.0
+    with _MAXIMA_LOCK:
+        if len(_MAXIMA) >= MAXIMA_CACHED:
+            _MAXIMA.pop(next(iter(_MAXIMA)))
+        _MAXIMA[index_id] = maxima
+    return maxima
+
+
+def neuron_summary(runner: Runner, stores: Stores) -> dict[str, Any]:
+    """The latest description run of the loaded model and its neuron indexes."""
+    described = stores.descriptions.latest(runner.revision)
+    indexes = [info.to_json() for info in stores.neurons.list_for_revision(runner.revision)]
+    return {"description": described.to_json() if described else None, "indexes": indexes}

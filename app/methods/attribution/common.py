@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from app.errors import TargetNotAvailable
-from app.methods.base import Kind, Result, as_numpy
+from app.methods.base import AnalysisMethod, Kind, Requirement, Result, as_numpy
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
@@ -36,12 +36,12 @@ class AttributionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AttributionMethod:
+class AttributionMethod(AnalysisMethod):
     """Base: kind, target requirement and result type of every attribution method."""
 
     kind: ClassVar[Kind] = "attribution"
     version: ClassVar[int] = 1
-    needs_target: ClassVar[bool] = True
+    requires: ClassVar[Requirement] = "target"
     Params: ClassVar[type[BaseModel]] = AttributionParams
     result_type: ClassVar[type[Result]] = AttributionResult
     signed: ClassVar[bool] = True

@@ -13,7 +13,6 @@ p(x) - p(only the top-k %), each averaged over the bins k in {1, 5, 10, 20, 50} 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +21,7 @@ import torch
 
 from app.errors import InputTooLong, InvalidInput, TargetNotAvailable
 from app.methods.base import Method
+from app.methods.callbacks import Exclusive, no_exclusion
 from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import (
@@ -126,7 +126,7 @@ def evaluate_degradation(
     method_params: dict[str, dict] | None = None,
     heads: HeadLookup | None = None,
     max_tokens: int = 512,
-    model_lock: AbstractContextManager | None = None,
+    exclusive: Exclusive = no_exclusion,
     progress: Callable[[int, int], None] | None = None,
     seed: int = 0,
 ) -> DegradationEvaluation:
@@ -141,7 +141,7 @@ def evaluate_degradation(
         evaluation.comprehensiveness[name], evaluation.sufficiency[name] = [], []
     rng = np.random.default_rng(seed)
     for done, (text, gold) in enumerate(rows, start=1):
-        with model_lock or nullcontext():
+        with exclusive():
             _evaluate_example(
                 loaded,
                 text,

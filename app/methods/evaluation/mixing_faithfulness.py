@@ -11,7 +11,6 @@ from the input (leave-one-token-out; special tokens are never removed). Reported
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +20,7 @@ from scipy.stats import spearmanr
 
 from app.errors import InputTooLong, InvalidInput
 from app.methods.base import Method
+from app.methods.callbacks import Exclusive, no_exclusion
 from app.methods.mixing.common import rollout
 from app.modeling.encoding import Encoded, encode_for
 from app.modeling.loading import LoadedModel
@@ -111,7 +111,7 @@ def evaluate_mixing(
     *,
     row: Row = "auto",
     max_tokens: int = 512,
-    model_lock: AbstractContextManager | None = None,
+    exclusive: Exclusive = no_exclusion,
     progress: Progress | None = None,
 ) -> MixingEvaluation:
     """Run every method and blank-out on every text; collect Spearman's rho per method and layer.
@@ -122,7 +122,7 @@ def evaluate_mixing(
     evaluation = MixingEvaluation(list(methods), row, None, loaded.num_layers)
     evaluation.correlations = {name: [[] for _ in range(loaded.num_layers)] for name in methods}
     for done, text in enumerate(texts, start=1):
-        with model_lock or nullcontext():
+        with exclusive():
             _evaluate_sentence(loaded, text, methods, target_spec, row, max_tokens, evaluation)
         if progress is not None:
             progress(done, len(texts))

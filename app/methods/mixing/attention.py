@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from app.methods.base import Kind, NoParams, Result, as_numpy
+from app.methods.base import AnalysisMethod, Kind, NoParams, Result, as_numpy
 from app.modeling.encoding import Encoded
 from app.modeling.forward import CleanPass
 from app.modeling.loading import LoadedModel
@@ -27,7 +27,7 @@ class AttentionResult(Result):
     mean: np.ndarray  # [layer, query, key]
 
 
-class Attention:
+class Attention(AnalysisMethod):
     """Attention weights of every head in every layer, from one eager forward pass."""
 
     name: ClassVar[str] = "attention"
@@ -35,7 +35,6 @@ class Attention:
     version: ClassVar[int] = 1
     title: ClassVar[str] = "Raw attention"
     citation: ClassVar[str] = "Vaswani et al., NeurIPS 2017; Vig, ACL 2019 (demos)"
-    needs_target: ClassVar[bool] = False
     batchable: ClassVar[bool] = True
     Params: ClassVar[type[NoParams]] = NoParams
     result_type: ClassVar[type[Result]] = AttentionResult

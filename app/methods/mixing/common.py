@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from app.methods.base import Kind, NoParams, Result, as_numpy
+from app.methods.base import AnalysisMethod, Kind, NoParams, Result, as_numpy
 from app.modeling.encoding import Encoded
 from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
@@ -77,7 +77,7 @@ def weighted_contributions(attention: torch.Tensor, projected: torch.Tensor, key
     return torch.einsum("hij,hjd->ijd", attention[:, :, keys], projected[:, keys])
 
 
-class LayerwiseMixing:
+class LayerwiseMixing(AnalysisMethod):
     """Base of mixing methods that score every (query, key) pair of each layer from one clean pass.
 
     Subclasses set ``name``, ``title`` and ``citation`` and implement ``layer_scores``; ``run`` stacks the
@@ -86,7 +86,6 @@ class LayerwiseMixing:
 
     kind: ClassVar[Kind] = "mixing"
     version: ClassVar[int] = 1
-    needs_target: ClassVar[bool] = False
     # True when ``from_pass`` needs nothing but the clean pass and the weights (no hooks, no module calls),
     # so the server can batch the pass with other requests and compute the rest outside the model lock.
     batchable: ClassVar[bool] = True

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from app.methods.neurons.index import Batch, ffn_modules, num_units, plan_batches, run_encoder
+from app.methods.neurons.index import Batch, ffn_modules, plan_batches, run_encoder
 from app.modeling.hooks import patch
 from app.modeling.loading import LoadedModel
 
@@ -24,7 +24,7 @@ DEFAULT_DIRECTIONS = 256  # in all, spread evenly over the layers
 def random_directions(loaded: LoadedModel, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit directions [count, units] and the layer of each [count] (layers in turn)."""
     generator = np.random.default_rng(seed)
-    vectors = generator.normal(size=(count, num_units(loaded))).astype(np.float32)
+    vectors = generator.normal(size=(count, loaded.num_units)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     layers = np.arange(count) % loaded.num_layers
     return vectors, layers

@@ -12,28 +12,28 @@ tokens ([CLS], [SEP], padding, and special tokens typed in the text) are never c
 
 The build checks ``should_stop()`` between batches, reports ``progress(done, total)`` after each, hands a
 checkpoint state to ``checkpoint(state)`` every ``checkpoint_every`` batches, and resumes from such a state.
-Given the model ``lock``, it holds it only while the model runs (tokenising the corpus, then one batch's
-forward pass with its hooks at a time), so that interactive requests interleave with a long build; progress
-reports, checkpoints and database writes happen outside it.
+Given ``exclusive`` (see :mod:`app.methods.callbacks`), it holds the model only while the model runs
+(tokenising the corpus, then one batch's forward pass with its hooks at a time), so that interactive
+requests interleave with a long build; progress reports and checkpoints happen outside it. Storing the
+state is the job's business (:mod:`app.jobs.neurons`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from app.errors import InvalidInput
+from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
     Batch,
     plan_batches,
-    resolve_max_tokens,
 )
 from app.methods.neurons.fold_cpu import compiled_fold_available, fold_layer, heapify, warm_up
 from app.methods.neurons.stats import DEFAULT_K, IndexState, fold_statistics
@@ -50,26 +50,15 @@ from app.methods.neurons.topk import (
 from app.modeling.hooks import capture, patch
 from app.modeling.loading import LoadedModel
 
-if TYPE_CHECKING:
-    from app.store.neurons import NeuronIndexInfo, NeuronStore
-
 DEFAULT_CHECKPOINT_EVERY = 50  # batches between checkpoints
 MAX_K = 1000
 
-Progress = Callable[[int, int], None]
-ShouldStop = Callable[[], bool]
 Checkpoint = Callable[[IndexState], None]
-ModelLock = AbstractContextManager[object]
 
 
 def ffn_modules(loaded: LoadedModel) -> list[nn.Module]:
     """Each layer's FFN activation module; its output [batch, token, unit] is what the index records."""
     return [loaded.adapter.ffn_activation_module(loaded.model, layer) for layer in range(loaded.num_layers)]
-
-
-def num_units(loaded: LoadedModel) -> int:
-    """FFN width (intermediate size): neurons per layer."""
-    return int(loaded.adapter.ffn_input_projection(loaded.model, 0).out_features)
 
 
 def run_encoder(loaded: LoadedModel, batch: Batch) -> None:
@@ -220,7 +209,7 @@ def _start_state(loaded: LoadedModel, sentences: list[str], k: int, resume: Inde
             f"The corpus has {len(sentences)} sentences; one build takes at most {MAX_SENTENCES}. "
             "Split it into shards and merge their states."
         )
-    layers, units = loaded.num_layers, num_units(loaded)
+    layers, units = loaded.num_layers, loaded.num_units
     if resume is None:
         return IndexState.empty(layers, units, k, len(sentences))
     expected = (k, layers, units, len(sentences))
@@ -243,16 +232,15 @@ def build_state(
     should_stop: ShouldStop | None = None,
     checkpoint: Checkpoint | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-    lock: ModelLock | None = None,
+    exclusive: Exclusive = no_exclusion,
 ) -> IndexState:
     """Index ``sentences`` (or continue ``resume``); returns a partial state when ``should_stop()`` said so.
 
     Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result. The
-    model ``lock`` is taken per batch (see the module docstring).
+    model is held (``exclusive``) per batch only (see the module docstring).
     """
-    lock = nullcontext() if lock is None else lock
     state = _start_state(loaded, sentences, k, resume)
-    with lock:
+    with exclusive():
         plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     if checkpoint_every < 1:
         raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
@@ -265,7 +253,7 @@ def build_state(
         for number, batch in enumerate(plan.batches(start=done), start=1):
             if should_stop is not None and should_stop():
                 break
-            with lock:
+            with exclusive():
                 accumulator.fold(loaded, batch, modules)
             done += len(batch)
             if progress is not None:
@@ -273,49 +261,6 @@ def build_state(
             if checkpoint is not None and number % checkpoint_every == 0 and done < total:
                 checkpoint(accumulator.state(total, done))
     return accumulator.state(total, done)
-
-
-def build_index(
-    loaded: LoadedModel,
-    store: NeuronStore,
-    corpus_name: str,
-    source: str,
-    sentences: list[str],
-    k: int = DEFAULT_K,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Progress | None = None,
-    should_stop: ShouldStop | None = None,
-    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-    max_tokens: int | None = None,
-    lock: ModelLock | None = None,
-) -> NeuronIndexInfo:
-    """Build (or resume, or just return when already done) the stored index of ``corpus_name``.
-
-    Stopped builds leave a checkpoint and status ``building``; calling again continues from it. The model
-    ``lock`` is held per batch only: never while the store writes.
-    """
-    max_tokens = resolve_max_tokens(loaded, max_tokens)
-    record, state = store.start_or_resume(
-        loaded.name, loaded.revision, corpus_name, source, sentences, k=k, max_tokens=max_tokens
-    )
-    if record.status == "done":
-        return record
-    state = build_state(
-        loaded,
-        sentences,
-        k=k,
-        batch_size=batch_size,
-        max_tokens=max_tokens,
-        resume=state,
-        progress=progress,
-        should_stop=should_stop,
-        checkpoint=partial(store.save_checkpoint, record.id),
-        checkpoint_every=checkpoint_every,
-        lock=lock,
-    )
-    if not state.complete:
-        return store.save_checkpoint(record.id, state)
-    return store.finish(record.id, state)
 
 
 class TokenActivations(NamedTuple):
@@ -336,10 +281,10 @@ def token_activations(
     max_tokens: int | None = None,
 ) -> list[TokenActivations]:
     """Neuron (layer, unit) on every token of ``sentences`` in one batched forward (for exemplar shading)."""
-    if not 0 <= layer < loaded.num_layers or not 0 <= unit < num_units(loaded):
+    if not 0 <= layer < loaded.num_layers or not 0 <= unit < loaded.num_units:
         raise InvalidInput(
             f"Neuron ({layer}, {unit}) does not exist: {loaded.name} has layers 0-{loaded.num_layers - 1} "
-            f"and units 0-{num_units(loaded) - 1}."
+            f"and units 0-{loaded.num_units - 1}."
         )
     if not sentences:
         return []
@@ -370,7 +315,7 @@ def sentence_activations(
     """
     plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     modules = ffn_modules(loaded)
-    result = np.empty((len(sentences), len(modules), num_units(loaded)), dtype=dtype)
+    result = np.empty((len(sentences), len(modules), loaded.num_units), dtype=dtype)
     for batch in plan.batches():
         valid = batch.valid.to(loaded.device)[..., None]  # [batch, token, 1]
         maxima: list[torch.Tensor] = []  # per layer, in forward order

@@ -3,14 +3,13 @@ NAACL 2019) -> tree topological probe curves (Li, Yin & Lin, EMNLP 2023) -> dev 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
+from app.methods.callbacks import Exclusive, no_exclusion
 from app.methods.probes.batches import make_batches
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
@@ -69,10 +68,10 @@ def word_features(
     sentences: list[TreeSentence],
     max_tokens: int,
     progress: Progress | None,
-    lock: threading.Lock | None = None,
+    exclusive: Exclusive = no_exclusion,
 ) -> WordFeatures:
-    """Word vectors of all layers; the model lock is held only while the model runs."""
-    with lock or nullcontext():
+    """Word vectors of all layers; the model is held (``exclusive``) only while it runs."""
+    with exclusive():
         return compute_word_features(loaded, sentences, max_tokens=max_tokens, progress=progress)
 
 
@@ -84,7 +83,7 @@ def train_probe_set(
     *,
     max_tokens: int,
     progress: Progress | None = None,
-    lock: threading.Lock | None = None,
+    exclusive: Exclusive = no_exclusion,
 ) -> TrainedProbes:
     """Structural probes for each layer, evaluated on ``dev`` with the chain baseline, the tree topological
     curves, and optionally the same probes on a randomly initialised copy of the model (the control)."""
@@ -92,8 +91,8 @@ def train_probe_set(
     stages = Stages(_stage_weights(options), progress)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    train_features = word_features(loaded, train, max_tokens, stages.stage("train features"), lock)
-    dev_features = word_features(loaded, dev, max_tokens, stages.stage("dev features"), lock)
+    train_features = word_features(loaded, train, max_tokens, stages.stage("train features"), exclusive)
+    dev_features = word_features(loaded, dev, max_tokens, stages.stage("dev features"), exclusive)
     timings["features_s"] = time.perf_counter() - clock
     layers = options.layers or list(range(train_features.num_layers))
     weights, metrics = _train_and_evaluate(train_features, dev_features, layers, options, stages, timings)
@@ -114,8 +113,8 @@ def train_probe_set(
         timings["topological_s"] = time.perf_counter() - clock
     if options.control:
         control = random_copy(loaded, options.seed)
-        control_train = word_features(control, train, max_tokens, stages.stage("control features"), lock)
-        control_dev = word_features(control, dev, max_tokens, None, lock)
+        control_train = word_features(control, train, max_tokens, stages.stage("control features"), exclusive)
+        control_dev = word_features(control, dev, max_tokens, None, exclusive)
         metrics["control"] = _train_and_evaluate(
             control_train, control_dev, layers, options, stages, {}, "control "
         )[1]

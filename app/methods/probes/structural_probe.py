@@ -19,15 +19,17 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.methods.base import Kind, Result
+from app.errors import InvalidInput
+from app.methods.base import AnalysisMethod, Kind, Requirement, Result
 from app.methods.probes.alignment import subword_groups, word_spans, words_from_encoding
 from app.methods.probes.features import mean_over_words
+from app.methods.probes.lookup import best_layer
 from app.methods.probes.metrics import spanning_tree_edges_stacked
 from app.methods.probes.probe_maps import predicted_depths, predicted_distances
+from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.treebank import TreeSentence, gold_edges
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
-from app.store.probes import ProbeSet
 
 
 class StructuralProbeParams(BaseModel):
@@ -65,7 +67,7 @@ class StructuralProbeResult(Result):
     sent_id: str | None = None
 
 
-class StructuralProbe:
+class StructuralProbe(AnalysisMethod):
     """Predicted parse tree of each probed layer for the typed sentence (gold tree when in the treebank)."""
 
     name: ClassVar[str] = "structural_probe"
@@ -73,16 +75,26 @@ class StructuralProbe:
     version: ClassVar[int] = 1
     title: ClassVar[str] = "Structural probe"
     citation: ClassVar[str] = "Hewitt & Manning, NAACL 2019"
-    needs_target: ClassVar[bool] = False
-    needs_probe: ClassVar[bool] = True
+    requires: ClassVar[Requirement] = "probe_set"
     Params: ClassVar[type[BaseModel]] = StructuralProbeParams
     result_type: ClassVar[type[Result]] = StructuralProbeResult
 
+    def bind_params(self, params: StructuralProbeParams, given: ProbeContext) -> StructuralProbeParams:
+        """The params with the probe set's id and the drawn layer (default: best dev UUAS) written in."""
+        probes = given.probes
+        layer = params.layer if params.layer is not None else best_layer(probes)
+        if layer not in probes.layers:
+            raise InvalidInput(
+                f"params.layer: probe set {probes.id} has layers {probes.layers}, not {layer}."
+            )
+        return params.model_copy(update={"probe_id": probes.id, "layer": layer})
+
     @torch.no_grad()
     def run(
-        self, loaded: LoadedModel, encoded: Encoded, params: StructuralProbeParams, target: ProbeContext
+        self, loaded: LoadedModel, encoded: Encoded, params: StructuralProbeParams, given: ProbeContext
     ) -> StructuralProbeResult:
-        probes, gold = target.probes, target.gold
+        params = self.bind_params(params, given)
+        probes, gold = given.probes, given.gold
         spans = word_spans(encoded.text, gold.words) if gold else None
         if spans is None:
             gold = None

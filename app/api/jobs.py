@@ -5,39 +5,26 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.admin import require_admin
-from app.api.deps import ModelNotReady
+from app.api.deps import get_services
 from app.api.responses import NumpyJSONResponse
-from app.api.routes import ERRORS
+from app.api.schemas import ADMIN_ERRORS, ERRORS, JobRequest
 from app.figures.evaluation import evaluation_view
 from app.jobs.manager import JobManager
-from app.jobs.registry import JOB_KINDS
+from app.jobs.registry import JOBS
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
-ADMIN_ERRORS = {status: ERRORS[422] for status in (400, 401, 403, 404, 422, 503)}
-
-
-class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = Field(examples=["eval_mixing"])
-    params: dict[str, Any] = Field(
-        default_factory=dict, examples=[{"data": "../shared/data/sst2/dev.tsv", "limit": 200}]
-    )
 
 
 def get_jobs(request: Request) -> JobManager:
-    jobs = request.app.state.jobs
-    if jobs is None:
-        raise ModelNotReady("The server is still starting; try again in a few seconds.")
-    return jobs
+    return get_services(request).jobs
 
 
 @router.get("/jobs/kinds")
 def job_kinds() -> dict[str, Any]:
     """Every job kind with the JSON schema of its params."""
-    return {name: kind.params.model_json_schema() for name, kind in JOB_KINDS.items()}
+    return {name: kind.Params.model_json_schema() for name, kind in JOBS.items()}
 
 
 @router.post("/jobs", status_code=202, dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)

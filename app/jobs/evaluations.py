@@ -1,0 +1,180 @@
+"""Evaluation jobs: faithfulness of mixing methods, degradation tests of attribution methods, neuron
+descriptions against labelled concepts (see app.methods.evaluation)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.neurons import MAX_CORPORA
+from app.methods import METHODS
+from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
+from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
+from app.methods.evaluation.texts import read_labelled, read_texts
+from app.modeling.targets import TargetSpec
+
+MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
+
+
+def known_names(names: list[str], valid: list[str], kind: str) -> list[str]:
+    """``names`` unchanged if every one is valid; otherwise an error listing the valid names."""
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown {kind} method(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return names
+
+
+class EvalMixingParams(BaseModel):
+    """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
+    column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
+    methods: list[str] = Field(default_factory=lambda: [*MIXING_METHODS, RANDOM], min_length=1)
+    row: Row = "auto"
+    target: TargetSpec | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        return known_names(names, [*MIXING_METHODS, RANDOM], "mixing")
+
+
+def run_eval_mixing(context: JobContext, params: EvalMixingParams) -> JobOutcome:
+    """Run the mixing faithfulness evaluation."""
+    texts = read_texts(params.data, params.column, params.limit)
+    methods = {name: METHODS.get(name) for name in params.methods}
+    with context.model.using_model() as loaded:
+        evaluation = evaluate_mixing(
+            loaded,
+            texts,
+            methods,
+            params.target,
+            row=params.row,
+            max_tokens=context.model.max_tokens,
+            exclusive=context.model.exclusive,
+            progress=context.progress,
+        )
+    return JobOutcome("mixing", evaluation.summary())
+
+
+ATTRIBUTION_METHODS = [name for name, method in METHODS.items() if method.kind == "attribution"]
+DEGRADATION_DEFAULTS = ["iba", "integrated_gradients", "lime", "occlusion", RANDOM]
+
+
+class EvalDegradationParams(BaseModel):
+    """Degradation test of attribution methods (see app.methods.evaluation.degradation)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    label_col: str | None = Field("label", description="Gold label column; null = explain the prediction.")
+    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N rows.")
+    methods: list[str] = Field(default_factory=lambda: list(DEGRADATION_DEFAULTS), min_length=1)
+    mode: Mode = "delete"
+    order: Order = "most"
+    target: TargetSpec | None = Field(
+        None, description='e.g. a fitted head: {"kind": "head", "head": "sst2"}.'
+    )
+    method_params: dict[str, dict] = Field(
+        default_factory=dict, description='Params per method, e.g. {"lime": {"samples": 500}}.'
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        return known_names(names, [*ATTRIBUTION_METHODS, RANDOM], "attribution")
+
+    @field_validator("method_params")
+    @classmethod
+    def _valid_method_params(cls, values: dict[str, dict]) -> dict[str, dict]:
+        for name, params in values.items():
+            if name not in ATTRIBUTION_METHODS:
+                raise ValueError(f"method_params names unknown method {name!r}")
+            METHODS[name].Params.model_validate(params)
+        return values
+
+
+def run_eval_degradation(context: JobContext, params: EvalDegradationParams) -> JobOutcome:
+    """Run the degradation test."""
+    if params.label_col:
+        texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
+        rows: list[tuple[str, str | None]] = list(zip(texts, labels, strict=True))
+    else:
+        rows = [(text, None) for text in read_texts(params.data, params.text_col, params.limit)]
+    with context.model.using_model() as loaded:
+        evaluation = evaluate_degradation(
+            loaded,
+            rows,
+            {name: METHODS.get(name) for name in params.methods},
+            params.target,
+            mode=params.mode,
+            order=params.order,
+            method_params=params.method_params,
+            heads=lambda key: context.stores.heads.find(key, loaded.revision),
+            max_tokens=context.model.max_tokens,
+            exclusive=context.model.exclusive,
+            progress=context.progress,
+            seed=params.seed,
+        )
+    return JobOutcome("degradation", evaluation.summary())
+
+
+class LabelledDataSpec(BaseModel):
+    """A labelled file whose labels are the sentence-level concepts of the neuron evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, examples=["ag_news"])
+    path: str
+    text_col: str | None = None
+    label_col: str = "label"
+    label_names: dict[str, str] | None = Field(None, description='e.g. {"0": "World", "1": "Sports"}.')
+    limit: int | None = Field(None, ge=10, le=1_000_000)
+
+
+class EvalNeuronsParams(BaseModel):
+    """Precision@k / recall@k of unsupervised neuron descriptions against label concepts (AUROC truth)."""
+
+    model_config = ConfigDict(extra="forbid")
+    datasets: list[LabelledDataSpec] = Field(min_length=1, max_length=MAX_CORPORA)
+    exemplars: int = Field(50, ge=1, le=1000)
+    top: int = Field(2, ge=1, le=20)
+    threshold: float = Field(0.75, gt=0.5, le=1.0, description="AUROC a true concept must reach.")
+    directions: int | None = Field(
+        None, ge=0, le=100_000, description="Random directions (default: one per unit)."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutcome:
+    """Run the neuron description evaluation (app.methods.evaluation.neuron_descriptions)."""
+    from app.methods.evaluation.neuron_descriptions import evaluate_neuron_descriptions
+    from app.methods.evaluation.texts import read_labelled
+
+    datasets, names = [], {}
+    for spec in params.datasets:
+        texts, labels = read_labelled(spec.path, spec.text_col, spec.label_col, spec.limit)
+        datasets.append((spec.name, texts, labels))
+        if spec.label_names:
+            names[spec.name] = spec.label_names
+    context.progress(0, 1)
+    with context.model.exclusive() as loaded:
+        evaluation = evaluate_neuron_descriptions(
+            loaded,
+            datasets,
+            label_names=names or None,
+            exemplars=params.exemplars,
+            top=params.top,
+            threshold=params.threshold,
+            seed=params.seed,
+            directions=params.directions,
+            batch_size=context.settings.neuron_batch_size,
+        )
+    context.progress(1, 1)
+    summary = evaluation.summary()
+    summary["table"] = evaluation.table()
+    summary["examples"] = sum(len(texts) for _, texts, _ in datasets)
+    summary["skipped"] = 0
+    return JobOutcome("neurons", summary)

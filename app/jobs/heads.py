@@ -1,0 +1,44 @@
+"""The ``fit_head`` job: a logistic-regression head on frozen pooled embeddings (app.modeling.heads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.jobs.contract import JobContext, JobOutcome
+from app.methods.evaluation.texts import read_labelled
+from app.modeling.heads import fit_head
+
+
+class FitHeadParams(BaseModel):
+    """Fit a logistic-regression head on frozen pooled embeddings (see app.modeling.heads)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    label_col: str = Field("label", description="Label column.")
+    dev: str | None = Field(None, description="Held-out file of the same format (default: a 20% split).")
+    name: str | None = Field(
+        None, max_length=200, description="Name to select the head by (default: file stem)."
+    )
+    limit: int | None = Field(None, ge=10, le=1_000_000, description="Use only the first N rows.")
+    regularisation: float = Field(10.0, gt=0, le=1e6, description="Inverse regularisation strength C.")
+
+
+def run_fit_head(context: JobContext, params: FitHeadParams) -> JobOutcome:
+    texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
+    dev = read_labelled(params.dev, params.text_col, params.label_col) if params.dev else None
+    name = params.name or Path(params.data).stem
+    with context.model.exclusive() as loaded:
+        head = fit_head(
+            loaded,
+            texts,
+            labels,
+            name=name,
+            params=params.model_dump(mode="json"),
+            dev=dev,
+            regularisation=params.regularisation,
+            progress=context.progress,
+        )
+    return JobOutcome(head=head)

@@ -1,0 +1,86 @@
+"""The ``train_probes`` job: structural probes of every layer and tree topological curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import InvalidInput
+from app.jobs.contract import JobContext, JobOutcome
+from app.methods.probes.pipeline import TrainOptions, train_probe_set
+from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
+from app.methods.probes.topological import TTP_EPOCHS
+from app.methods.probes.treebank import TreeSentence, read_conllu
+from app.modeling.loading import LoadedModel
+from app.store.probes import ProbeSet
+
+
+class TrainProbesParams(BaseModel):
+    """Structural probes of every layer (Hewitt & Manning 2019), tree topological curves (Li et al. 2023)."""
+
+    model_config = ConfigDict(extra="forbid")
+    treebank: str = Field(description="CoNLL-U training treebank on the server.")
+    dev: str = Field(description="CoNLL-U dev treebank (early stopping and the reported metrics).")
+    layers: list[int] | None = Field(None, description="Layers (0 = embeddings); default all.")
+    rank: int = Field(DEFAULT_RANK, ge=1, le=4096, description="Rank of the probe maps.")
+    max_epochs: int = Field(MAX_EPOCHS, ge=1, le=200)
+    limit: int | None = Field(
+        None, ge=10, le=1_000_000, description="Use only the first N training sentences."
+    )
+    topological: bool = Field(
+        True, description="Also train SP/SSP/ESSP depth probes (tree topological probe)."
+    )
+    topological_epochs: int = Field(TTP_EPOCHS, ge=1, le=100)
+    control: bool = Field(False, description="Also train on a randomly initialised copy of the model.")
+    name: str | None = Field(None, max_length=200, description="Name to select the probe set by.")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutcome:
+    """Train a probe set on the loaded model and measure it on the dev treebank."""
+    train, dev = read_conllu(params.treebank, params.limit), read_conllu(params.dev)
+    layers = params.layers
+    with context.model.using_model() as loaded:
+        return _train(context, loaded, params, train, dev, layers)
+
+
+def _train(
+    context: JobContext,
+    loaded: LoadedModel,
+    params: TrainProbesParams,
+    train: list[TreeSentence],
+    dev: list[TreeSentence],
+    layers: list[int] | None,
+) -> JobOutcome:
+    if layers is not None and not all(0 <= layer <= loaded.num_layers for layer in layers):
+        raise InvalidInput(f"params.layers: layers run from 0 (embeddings) to {loaded.num_layers}.")
+    options = TrainOptions(
+        layers=sorted(set(layers)) if layers else None,
+        rank=params.rank,
+        max_epochs=params.max_epochs,
+        topological=params.topological,
+        topological_epochs=params.topological_epochs,
+        control=params.control,
+        seed=params.seed,
+    )
+    trained = train_probe_set(
+        loaded,
+        train,
+        dev,
+        options,
+        max_tokens=context.model.max_tokens,
+        progress=context.progress,
+        exclusive=context.model.exclusive,
+    )
+    probes = ProbeSet(
+        name=params.name or Path(params.treebank).stem,
+        model_name=loaded.name,
+        model_revision=loaded.revision,
+        layers=trained.weights.layers,
+        distance=trained.weights.distance,
+        depth=trained.weights.depth,
+        params=params.model_dump(mode="json"),
+        metrics=trained.metrics,
+    )
+    return JobOutcome(probes=probes)
