@@ -43,3 +43,6 @@ export HF_HUB_OFFLINE=1
 
 # 6. the Python suite
 "$VENV/bin/python" -m pytest "$@"
+
+# 7. the docs site: broken links, anchors, snippets or images, or a setting without a description, fail it
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict  # (no --quiet: it hides the warnings that --strict counts)
