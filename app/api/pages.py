@@ -13,9 +13,8 @@ from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_services
 from app.errors import NotFound
-from app.jobs.evaluations import ATTRIBUTION_METHODS, DEGRADATION_DEFAULTS, MIXING_METHODS
+from app.jobs.evaluations import ATTRIBUTION_METHODS, DEGRADATION_DEFAULTS, MIXING_METHODS, RANDOM
 from app.methods import METHODS
-from app.methods.evaluation.mixing_faithfulness import RANDOM
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
 
 router = APIRouter(include_in_schema=False)
