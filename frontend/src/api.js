@@ -1,43 +1,48 @@
-// Thin client of the JSON API; every failure becomes an Error whose message a person can act on.
+// The one client of the JSON API: every request of every page goes through `request`, which adds the admin
+// token and turns every failure into an ApiError whose message a person can act on.
 
-/** The message of an API error body, or a fallback naming the HTTP status. */
+import { withAdmin } from "./admin.js";
+
+/** A failed request: `status` is the HTTP status (0 when the server was not reached), `code` the server's. */
+export class ApiError extends Error {
+  constructor(message, status = 0, code = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The message of an error answer: the server's `{"error": {"code", "message"}}`, else one naming the status. */
 export function errorMessage(status, body) {
   if (body && body.error && body.error.message) return body.error.message;
   if (status === 413) return "The request is too large.";
   return `The server answered ${status}.`;
 }
 
-async function request(url, options) {
+/** The parsed JSON answer of `url`; `payload` (when given) is sent as a JSON body. Throws ApiError. */
+export async function request(url, { method = "GET", payload } = {}) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (payload !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(payload);
+  }
   let response;
   try {
-    response = await fetch(url, options);
+    response = await fetch(url, withAdmin(options));
   } catch (error) {
-    throw new Error(`Cannot reach the server (${error.message}).`);
+    throw new ApiError(`Cannot reach the server (${error.message}).`);
   }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    const error = new Error(errorMessage(response.status, body));
-    error.status = response.status;
-    throw error;
-  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(errorMessage(response.status, body), response.status, body?.error?.code ?? null);
   return body;
 }
 
-/** POST /api/analyses. */
-export function postAnalysis(payload) {
-  return request("/api/analyses?include_result=false", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(payload),
-  });
-}
+/** GET `url` as JSON. */
+export const getJSON = (url) => request(url);
 
-/** GET the figures of one view (``figureUrl`` is an analysis or a comparison figure route). */
-export function getFigure(figureUrl, query) {
-  return request(`${figureUrl}${query}`);
-}
+/** POST `payload` (default: no body) to `url`, answer as JSON. */
+export const postJSON = (url, payload) => request(url, { method: "POST", payload });
+
+/** POST /api/analyses: the stored analysis (its `id` and `url`), without the result itself. */
+export const postAnalysis = (payload) => postJSON("/api/analyses?include_result=false", payload);

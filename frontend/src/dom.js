@@ -11,6 +11,11 @@ export function el(tag, attributes = {}, children = []) {
   return node;
 }
 
+/** A neuron's consistency label as a coloured badge ("not described" when it has none). */
+export function labelBadge(label) {
+  return el("span", { class: `badge badge-${(label || "none").replace(/\s+/g, "-")}`, text: label || "not described" });
+}
+
 /** One input per field (from params.fieldsFromSchema). */
 export function renderFields(container, fields, values = {}) {
   container.replaceChildren();

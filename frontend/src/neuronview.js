@@ -65,21 +65,11 @@ export function tokenLayout(tokens, activations) {
   });
 }
 
-/** Whether a corpus entered the latest description run (the API says; older answers are inferred). */
-export function inDescription(corpus, description) {
-  if (typeof corpus.in_description === "boolean") return corpus.in_description;
-  return Boolean(description && (description.summary?.corpora || []).includes(corpus.corpus));
-}
-
 /** "256 directions over 6 layers" from the random directions' summary (`per_layer`: {layer: count}). */
 export function directionsText(group) {
-  const perLayer = group.per_layer;
-  if (perLayer && typeof perLayer === "object") {
-    const counts = Object.values(perLayer).map(Number);
-    const total = counts.reduce((sum, count) => sum + count, 0);
-    return `${total} directions over ${counts.length} layer${counts.length === 1 ? "" : "s"}`;
-  }
-  return `${group.units} directions`;
+  const counts = Object.values(group.per_layer).map(Number);
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  return `${total} directions over ${counts.length} layer${counts.length === 1 ? "" : "s"}`;
 }
 
 /** One plain sentence comparing neurons with random directions, from the run's numbers. */
@@ -88,13 +78,13 @@ export function illusionSentence(summary) {
   const randoms = summary.random_directions;
   const caveat = " When the two are close, a description alone is weak evidence that a neuron encodes that concept.";
   if (summary.corpora.length < 2) {
-    const described = (group) => summary.corpora.map((c) => percent(group.per_corpus?.[c]?.described_fraction)).join(" / ");
+    const described = (group) => summary.corpora.map((c) => percent(group.per_corpus[c].described_fraction)).join(" / ");
     return (
       `Only ${summary.corpora.join(", ")} was described, so consistency across corpora is not computed;` +
       ` described there: neurons ${described(neurons)}, random directions ${described(randoms)}.${caveat}`
     );
   }
-  const consistent = (group) => percent(group.labels?.consistent);
+  const consistent = (group) => percent(group.labels.consistent);
   return (
     `Neurons: ${consistent(neurons)} consistent, mean consistency ${fmt(neurons.mean_consistency)};` +
     ` random directions: ${consistent(randoms)}, ${fmt(randoms.mean_consistency)}. ${illusionVerdict(neurons, randoms)}`
@@ -108,8 +98,8 @@ const CLOSE_MEAN = 0.05;
 
 /** One sentence reading the neurons-versus-random-directions numbers of a run with two or more corpora. */
 export function illusionVerdict(neurons, randoms) {
-  const n = neurons.labels?.consistent || 0;
-  const r = randoms.labels?.consistent || 0;
+  const n = neurons.labels.consistent || 0;  // a label no unit has is left out of `labels`
+  const r = randoms.labels.consistent || 0;
   const nm = neurons.mean_consistency;
   const rm = randoms.mean_consistency;
   const means = nm !== null && nm !== undefined && rm !== null && rm !== undefined;
@@ -120,21 +110,4 @@ export function illusionVerdict(neurons, randoms) {
     return "The two are close: a description alone is weak evidence that a neuron encodes that concept.";
   }
   return "Neurons are more often consistent than random directions here; still read any single description with this control in mind.";
-}
-
-/** Histogram bars trimmed to the bins that hold tokens (slots: underflow, the bins of `edges`, overflow). */
-export function histogramBars(edges, counts) {
-  const inner = counts.slice(1, -1);
-  const used = inner.map((count, i) => (count > 0 ? i : -1)).filter((i) => i >= 0);
-  const first = used.length ? used[0] : 0;
-  const last = used.length ? used[used.length - 1] : -1;
-  const centres = edges.slice(0, -1).map((edge, i) => (edge + edges[i + 1]) / 2);
-  return {
-    x: centres.slice(first, last + 1),
-    y: inner.slice(first, last + 1),
-    underflow: counts[0] || 0,
-    overflow: counts[counts.length - 1] || 0,
-    low: edges[0],
-    high: edges[edges.length - 1],
-  };
 }

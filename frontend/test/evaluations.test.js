@@ -1,12 +1,25 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formParams, isActive } from "../src/evaluations.js";
+import { afterJob, exampleCount, formParams } from "../src/pages/evaluations.js";
 
 test("formParams collects repeated methods, types numbers, builds a head target, drops empty fields", () => {
   const entries = [["data", "x.tsv"], ["limit", "50"], ["methods", "iba"], ["methods", "lime"], ["text_col", ""], ["target_head", "abc"]];
   assert.deepEqual(formParams(entries, ["limit"]), { data: "x.tsv", limit: 50, methods: ["iba", "lime"], target: { kind: "head", head: "abc" } });
 });
 
-test("isActive is true only for queued and running jobs", () => {
-  assert.deepEqual(["queued", "running", "done", "failed", "cancelled"].map((status) => isActive({ status })), [true, true, false, false, false]);
+test("a settled job opens its evaluation, reloads after a model swap, and is otherwise ignored", () => {
+  const job = (kind, status = "done", result_id = "r1") => ({ kind, status, result_id });
+  assert.deepEqual(afterJob(job("eval_mixing")), { evaluation: "r1" });
+  assert.deepEqual(afterJob(job("eval_degradation")), { evaluation: "r1" });
+  assert.deepEqual(afterJob(job("load_model")), { reload: true });
+  assert.equal(afterJob(job("fit_head")), null);
+  assert.equal(afterJob(job("train_probes")), null);  // a probe set is no evaluation
+  assert.equal(afterJob(job("eval_mixing", "failed", null)), null);
+  assert.equal(afterJob(job("load_model", "cancelled", null)), null);
+});
+
+test("example counts: sentences for mixing evaluations, examples for the other kinds", () => {
+  assert.equal(exampleCount({ kind: "mixing", summary: { sentences: 200 } }), 200);
+  assert.equal(exampleCount({ kind: "degradation", summary: { examples: 50 } }), 50);
+  assert.equal(exampleCount({ kind: "neurons", summary: { examples: 7 } }), 7);
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { corpusSpecs, shade } from "../src/neurons.js";
-import { probeParams } from "../src/probes.js";
+import { shade } from "../src/pages/neuron.js";
+import { corpusSpecs } from "../src/pages/neurons.js";
+import { probeParams } from "../src/pages/probes.js";
 
 test("corpus specs are NAME=PATH lines; blank lines are ignored", () => {
   assert.deepEqual(corpusSpecs("wiki=/data/w.txt\n\n news = /data/n=1.txt "), [

@@ -6,10 +6,8 @@ import {
   browserStateFromQuery,
   browserStateToQuery,
   directionsText,
-  histogramBars,
   illusionSentence,
   illusionVerdict,
-  inDescription,
   tokenLayout,
 } from "../src/neuronview.js";
 
@@ -57,19 +55,9 @@ test("token layout: byte-level (Ġ) tokens start words, the rest continue them",
   );
 });
 
-test("inDescription trusts the API's flag and otherwise reads the run's corpora", () => {
-  const description = { summary: { corpora: ["wiki"] } };
-  assert.equal(inDescription({ corpus: "news", in_description: true }, null), true);
-  assert.equal(inDescription({ corpus: "wiki", in_description: false }, description), false);
-  assert.equal(inDescription({ corpus: "wiki" }, description), true);
-  assert.equal(inDescription({ corpus: "news" }, description), false);
-  assert.equal(inDescription({ corpus: "wiki" }, null), false);
-});
-
 test("random directions: counted over their layers", () => {
   assert.equal(directionsText({ units: 256, per_layer: { 0: 43, 1: 43, 2: 43, 3: 43, 4: 42, 5: 42 } }), "256 directions over 6 layers");
   assert.equal(directionsText({ units: 10, per_layer: { 2: 10 } }), "10 directions over 1 layer");
-  assert.equal(directionsText({ units: 12 }), "12 directions");
 });
 
 test("the illusion sentence is computed from the summary's numbers", () => {
@@ -110,14 +98,4 @@ test("the illusion sentence says when one corpus cannot give a consistency", () 
       " random directions 30.0 %. When the two are close, a description alone is weak evidence that a neuron" +
       " encodes that concept.",
   );
-});
-
-test("histogram bars keep only the span of bins that hold tokens", () => {
-  const edges = [-0.5, -0.375, -0.25, -0.125, 0, 0.125];
-  const bars = histogramBars(edges, [2, 0, 0, 5, 7, 0, 3]);
-  assert.deepEqual(bars.x, [-0.1875, -0.0625]);
-  assert.deepEqual(bars.y, [5, 7]);
-  assert.equal(bars.underflow, 2);
-  assert.equal(bars.overflow, 3);
-  assert.deepEqual(histogramBars(edges, [0, 0, 0, 0, 0, 0, 0]).x, []);
 });

@@ -1,8 +1,9 @@
 // The Probes page: train probe sets as jobs, plot per-layer metrics and topological curves, draw a tree.
 
-import { el } from "./dom.js";
-import { api, isActive, renderJobs } from "./evaluations.js";
-import { draw } from "./plot.js";
+import { getJSON, postAnalysis } from "../api.js";
+import { el } from "../dom.js";
+import { jobBoard } from "../jobs.js";
+import { draw } from "../plot.js";
 
 const NUMERIC = ["rank", "max_epochs", "limit", "topological_epochs", "seed"];
 
@@ -19,7 +20,7 @@ export function probeParams(entries) {
 }
 
 async function showProbeSet(id) {
-  const view = await api(`/api/probes/${encodeURIComponent(id)}/figure`);
+  const view = await getJSON(`/api/probes/${encodeURIComponent(id)}/figure`);
   await draw(document.getElementById("probe-metrics"), view.figures.metrics);
   const topo = document.getElementById("probe-topological");
   if (view.figures.topological) await draw(topo, view.figures.topological);
@@ -34,7 +35,7 @@ async function showProbeSet(id) {
 }
 
 async function loadProbeSets(select, preferred) {
-  const sets = await api("/api/probes");
+  const sets = await getJSON("/api/probes");
   select.replaceChildren(...sets.map((s) => el("option", { value: s.id, text: `${s.name} · layers ${s.layers[0]}–${s.layers[s.layers.length - 1]} · rank ${s.rank} · ${s.created_at.slice(0, 16).replace("T", " ")} · ${s.id}` })));
   document.getElementById("probes-empty").hidden = sets.length > 0;
   document.getElementById("tree-form").hidden = sets.length === 0;
@@ -58,7 +59,7 @@ function setupTreeForm(select, showError) {
     const params = { probe_id: select.value || null };
     if (layer !== "") params.layer = Number(layer);
     try {
-      const analysis = await api("/api/analyses", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ method: "structural_probe", text, params }) });
+      const analysis = await postAnalysis({ method: "structural_probe", text, params });
       window.location.assign(analysis.url);
     } catch (error) {
       showError(error.message);
@@ -68,36 +69,26 @@ function setupTreeForm(select, showError) {
 
 export function setupProbes() {
   const errorBox = document.getElementById("probe-error");
-  const tbody = document.querySelector("#jobs-table tbody");
   const select = document.getElementById("probe-select");
-  const seen = new Set();
-  let timer = null;
   const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
-  const poll = async () => {
-    try {
-      const jobs = (await api("/api/jobs")).filter((job) => job.kind === "train_probes");
-      renderJobs(tbody, jobs, async (id) => { await api(`/api/jobs/${id}/cancel`, { method: "POST" }); poll(); });
-      const finished = jobs.find((job) => job.status === "done" && job.result_id && !seen.has(job.id));
-      for (const job of jobs) if (job.status === "done") seen.add(job.id);
-      if (finished && timer !== undefined) await loadProbeSets(select, finished.result_id);
-      clearTimeout(timer);
-      timer = jobs.some(isActive) ? setTimeout(poll, 1000) : null;
-    } catch (error) {
-      showError(error.message);
-    }
-  };
+  const board = jobBoard({
+    tbody: document.querySelector("#jobs-table tbody"),
+    kinds: ["train_probes"],
+    onSettled: async (job) => {
+      if (job.status === "done" && job.result_id) await loadProbeSets(select, job.result_id);
+    },
+    onError: (error) => showError(error.message),
+  });
   document.getElementById("train-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("");
-    const params = probeParams(new FormData(event.target).entries());
     try {
-      await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kind: "train_probes", params }) });
-      poll();
+      await board.start("train_probes", probeParams(new FormData(event.target).entries()));
     } catch (error) {
       showError(error.message);
     }
   });
   select.addEventListener("change", () => showProbeSet(select.value).catch((error) => showError(error.message)));
   setupTreeForm(select, showError);
-  poll().then(() => loadProbeSets(select)).catch((error) => showError(error.message));
+  board.load().then(() => loadProbeSets(select)).catch((error) => showError(error.message));
 }
