@@ -18,8 +18,11 @@ from app.cli.common import (
     run_job_here,
 )
 from app.cli.neurons import neurons_group
+from app.cli.params import given_params, job_options
 from app.cli.probes import probe_group
 from app.errors import BertscopeError
+from app.jobs.evaluations import EvalDegradationParams, EvalMixingParams, EvalNeuronsParams, LabelledDataSpec
+from app.jobs.heads import FitHeadParams
 from app.settings import Settings
 
 
@@ -133,91 +136,41 @@ def eval_group() -> None:
 
 
 @eval_group.command("mixing")
-@click.option("--data", required=True, help="TSV/CSV (header row), JSONL or text file of sentences.")
-@click.option("--column", help="Text column (default: sentence, text, or the first).")
-@click.option("--limit", type=int, help="Use only the first N sentences.")
-@click.option("--methods", help="Comma-separated mixing methods (default: all, plus the random control).")
-@click.option(
-    "--row",
-    type=click.Choice(["auto", "cls", "mask", "mean"]),
-    default="auto",
-    help="Mixing row compared with blank-out (auto: [CLS], or [MASK] for masked-token targets).",
-)
-@click.option("--target", help="Target as JSON (default: the model's natural target).")
+@job_options(EvalMixingParams)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
 @model_options
 def eval_mixing(
-    data: str,
-    column: str | None,
-    limit: int | None,
-    methods: str | None,
-    row: str,
-    target: str | None,
-    out: str | None,
-    model: str | None,
-    device: str | None,
-    database_url: str | None,
+    out: str | None, model: str | None, device: str | None, database_url: str | None, **options: Any
 ) -> None:
     """Spearman's rho between each method's rolled-out mixing row and blank-out, per layer."""
     settings = cli_settings(model=model, device=device, database_url=database_url)
-    raw: dict[str, Any] = {"data": data, "column": column, "limit": limit, "row": row}
-    if methods:
-        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
-    _evaluate("eval_mixing", raw, target, settings, "sentence", out)
+    _evaluate("eval_mixing", given_params(EvalMixingParams, options), settings, "sentence", out)
 
 
 @eval_group.command("degradation")
-@click.option("--data", required=True, help="TSV/CSV (header row) or JSONL file with texts and gold labels.")
-@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
-@click.option("--label-col", default="label", show_default=True, help="Gold label column ('' = none).")
-@click.option(
-    "--target", help='Target as JSON, e.g. \'{"kind": "head", "head": "sst2"}\' (default: the model\'s).'
-)
-@click.option(
-    "--methods",
-    help="Comma-separated attribution methods (default: iba,integrated_gradients,lime,occlusion,random).",
-)
-@click.option("--limit", type=int, help="Use only the first N rows.")
-@click.option("--mode", type=click.Choice(["delete", "mask"]), default="delete", show_default=True)
-@click.option("--order", type=click.Choice(["most", "least"]), default="most", show_default=True)
+@job_options(EvalDegradationParams, skip={"method_params"})
 @click.option("--param", "params", multiple=True, help="Method parameter METHOD.KEY=VALUE (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
 @model_options
 def eval_degradation(
-    data: str,
-    text_col: str | None,
-    label_col: str,
-    target: str | None,
-    methods: str | None,
-    limit: int | None,
-    mode: str,
-    order: str,
     params: tuple[str, ...],
     out: str | None,
     model: str | None,
     device: str | None,
     database_url: str | None,
+    **options: Any,
 ) -> None:
     """Remove the top-k% tokens by each attribution and record probability, accuracy, AOPC, ERASER metrics."""
     settings = cli_settings(model=model, device=device, database_url=database_url)
-    raw: dict[str, Any] = {
-        "data": data,
-        "text_col": text_col,
-        "label_col": label_col or None,
-        "limit": limit,
-        "mode": mode,
-        "order": order,
-        "method_params": {},
-    }
-    if methods:
-        raw["methods"] = [name.strip() for name in methods.split(",") if name.strip()]
+    raw = given_params(EvalDegradationParams, options)
+    raw["method_params"] = {}
     for item in params:
         key, value = _parse_param(item)
         if "." not in key:
             raise click.BadParameter(f"{item!r} is not of the form METHOD.KEY=VALUE", param_hint="--param")
         method, name = key.split(".", 1)
         raw["method_params"].setdefault(method, {})[name] = value
-    _evaluate("eval_degradation", raw, target, settings, "example", out)
+    _evaluate("eval_degradation", raw, settings, "example", out)
 
 
 @eval_group.command("neurons")
@@ -225,14 +178,8 @@ def eval_degradation(
 @click.option(
     "--label-names", "label_names", multiple=True, help="NAME=0:World,1:Sports,... (ag_news, sst2 known)."
 )
-@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
-@click.option("--label-col", default="label", show_default=True)
-@click.option("--limit", type=int, help="Use only the first N rows of each dataset.")
-@click.option("--exemplars", type=int, default=50, show_default=True, help="Top sentences per neuron.")
-@click.option("--top", type=int, default=2, show_default=True, help="k of precision@k / recall@k.")
-@click.option("--threshold", type=float, default=0.75, show_default=True, help="AUROC of a true concept.")
-@click.option("--directions", type=int, help="Random directions per layer (default: one per unit; 0 = none).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@job_options(LabelledDataSpec, skip={"name", "path", "label_names"})
+@job_options(EvalNeuronsParams, skip={"datasets"})
 @click.option("--out", help="Also write the result JSON here.")
 @model_options
 def eval_neurons(
@@ -244,7 +191,7 @@ def eval_neurons(
     out: str | None,
     **options: Any,
 ) -> None:
-    """Precision@k / recall@k of neuron descriptions against label concepts (see README)."""
+    """Precision@k / recall@k of neuron descriptions against label concepts (docs: evaluations)."""
     from app.methods.evaluation.neuron_descriptions import AG_NEWS_LABELS, SST2_LABELS
 
     settings = cli_settings(model=model, device=device, database_url=database_url)
@@ -258,41 +205,23 @@ def eval_neurons(
             raise click.BadParameter(
                 f"{item!r} is not NAME=LABEL:NAME,...", param_hint="--label-names"
             ) from None
+    shared = given_params(LabelledDataSpec, options)  # text/label columns and limit of every dataset
     specs = []
     for item in datasets:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise click.BadParameter(f"{item!r} is not NAME=FILE", param_hint="--dataset")
-        specs.append(
-            {
-                "name": name,
-                "path": path,
-                "text_col": options.get("text_col"),
-                "label_col": options.get("label_col"),
-                "label_names": names.get(name),
-                "limit": options.get("limit"),
-            }
-        )
-    raw = {
-        key: options[key]
-        for key in ("exemplars", "top", "threshold", "directions", "seed")
-        if options[key] is not None
-    }
-    _evaluate("eval_neurons", {"datasets": specs, **raw}, None, settings, "step", out)
+        specs.append({"name": name, "path": path, **shared, "label_names": names.get(name)})
+    raw = {"datasets": specs, **given_params(EvalNeuronsParams, options)}
+    _evaluate("eval_neurons", raw, settings, "step", out)
 
 
-def _evaluate(
-    kind: str, raw: dict, target: str | None, settings: Settings, unit: str, out: str | None
-) -> None:
-    """Parse the --target JSON, run the evaluation job here, print and store its result."""
+def _evaluate(kind: str, raw: dict, settings: Settings, unit: str, out: str | None) -> None:
+    """Run the evaluation job here, print and store its result."""
     try:
-        if target:
-            raw["target"] = json.loads(target)
         outcome = run_job_here(kind, raw, settings, unit)
     except BertscopeError as exc:
         fail(exc)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--target") from None
     _report(outcome.evaluation, out)
 
 
@@ -315,36 +244,13 @@ def heads_group() -> None:
 
 
 @heads_group.command("fit")
-@click.option("--data", required=True, help="Labelled TSV/CSV (header row) or JSONL file.")
-@click.option("--text-col", help="Text column (default: sentence, text, or the first).")
-@click.option("--label-col", default="label", show_default=True, help="Label column.")
-@click.option("--dev", help="Held-out file of the same format (default: a stratified 20% split).")
-@click.option("--name", help="Name to select the head by (default: the data file's stem).")
-@click.option("--limit", type=int, help="Use only the first N rows.")
+@job_options(FitHeadParams)
 @model_options
-def heads_fit(
-    data: str,
-    text_col: str | None,
-    label_col: str,
-    dev: str | None,
-    name: str | None,
-    limit: int | None,
-    model: str | None,
-    device: str | None,
-    database_url: str | None,
-) -> None:
+def heads_fit(model: str | None, device: str | None, database_url: str | None, **options: Any) -> None:
     """Fit a logistic-regression head, store it and report held-out accuracy."""
     settings = cli_settings(model=model, device=device, database_url=database_url)
-    raw = {
-        "data": data,
-        "text_col": text_col,
-        "label_col": label_col,
-        "dev": dev,
-        "name": name,
-        "limit": limit,
-    }
     try:
-        head = run_job_here("fit_head", raw, settings, "text").head
+        head = run_job_here("fit_head", given_params(FitHeadParams, options), settings, "text").head
     except BertscopeError as exc:
         fail(exc)
     metrics = head.metrics

@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from app.cli.common import cli_settings, fail, load_configured_model, model_options, run_job_here
+from app.cli.params import given_params, job_options
 from app.errors import BertscopeError
+from app.jobs.neurons import DescribeNeuronsParams, IndexNeuronsParams
 
 
 @click.group("neurons")
@@ -27,10 +29,7 @@ def neurons_group() -> None:
     help="Text column of the CSV/TSV/JSONL corpora: COLUMN for all of them, or NAME=COLUMN for one (repeat).",
 )
 @click.option("--limit", type=int, help="Use only the first N sentences of each corpus.")
-@click.option("-k", "--top-k", "k", type=int, help="Exemplars per neuron (default 50).")
-@click.option("--batch-size", type=int, help="Sentences per forward pass.")
-@click.option("--describe/--no-describe", default=True, help="Describe the neurons afterwards.")
-@click.option("--directions", type=int, help="Random directions for the illusion control (default 256).")
+@job_options(IndexNeuronsParams, skip={"corpora"}, names={"k": ("-k", "--top-k")})
 @model_options
 def neurons_index(
     corpora: tuple[str, ...],
@@ -51,7 +50,7 @@ def neurons_index(
             name, path = parse_corpus_spec(spec)
             specs.append({"name": name, "path": str(path), "column": None, "limit": limit})
         assign_columns(specs, columns)
-        raw = {"corpora": specs, **{key: value for key, value in options.items() if value is not None}}
+        raw = {"corpora": specs, **given_params(IndexNeuronsParams, options)}
         outcome = run_job_here("index_neurons", raw, settings, "step")
     except BertscopeError as exc:
         fail(exc)
@@ -59,23 +58,15 @@ def neurons_index(
 
 
 @neurons_group.command("describe")
-@click.option("--corpus", "corpora", multiple=True, help="Indexed corpus names (default: all).")
-@click.option("--directions", type=int, help="Random directions for the illusion control (default 256).")
+@job_options(DescribeNeuronsParams, names={"corpora": ("--corpus", "--corpora")})
 @model_options
-def neurons_describe(
-    corpora: tuple[str, ...],
-    directions: int | None,
-    model: str | None,
-    device: str | None,
-    database_url: str | None,
-) -> None:
+def neurons_describe(model: str | None, device: str | None, database_url: str | None, **options: Any) -> None:
     """Describe neurons over indexed corpora and compare them with random directions."""
     settings = cli_settings(model=model, device=device, database_url=database_url)
-    raw: dict[str, Any] = {"corpora": list(corpora) or None}
-    if directions is not None:
-        raw["directions"] = directions
     try:
-        outcome = run_job_here("describe_neurons", raw, settings, "step")
+        outcome = run_job_here(
+            "describe_neurons", given_params(DescribeNeuronsParams, options), settings, "step"
+        )
     except BertscopeError as exc:
         fail(exc)
     _print_result(outcome.result_id, settings)

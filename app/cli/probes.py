@@ -15,8 +15,10 @@ from app.cli.common import (
     model_options,
     run_job_here,
 )
+from app.cli.params import given_params, job_options
 from app.errors import BertscopeError
 from app.figures.probe_set import probe_summary_table as probe_table
+from app.jobs.probes import TrainProbesParams
 
 
 @click.group("probe")
@@ -25,32 +27,18 @@ def probe_group() -> None:
 
 
 @probe_group.command("train")
-@click.option("--treebank", required=True, help="CoNLL-U training treebank.")
-@click.option("--dev", required=True, help="CoNLL-U dev treebank (early stopping, reported metrics).")
-@click.option("--layers", help="Comma-separated layers (0 = embeddings; default all).")
-@click.option("--rank", type=int, help="Probe rank (default 128).")
-@click.option("--max-epochs", type=int, help="Most epochs of structural probe training (default 30).")
-@click.option("--limit", type=int, help="Use only the first N training sentences.")
-@click.option("--topological/--no-topological", default=True, help="Also the SP/SSP/ESSP curves.")
-@click.option("--control", is_flag=True, help="Also train on a randomly initialised copy of the model.")
-@click.option("--name", help="Name to select the probe set by (default: the treebank's stem).")
+@job_options(TrainProbesParams)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @model_options
 def probe_train(
-    layers: str | None,
-    as_json: bool,
-    model: str | None,
-    device: str | None,
-    database_url: str | None,
-    **raw: Any,
+    as_json: bool, model: str | None, device: str | None, database_url: str | None, **options: Any
 ) -> None:
     """Train distance and depth probes for every layer, store them, report dev metrics per layer."""
     settings = cli_settings(model=model, device=device, database_url=database_url)
-    raw = {key: value for key, value in raw.items() if value is not None}
     try:
-        if layers:
-            raw["layers"] = _layer_list(layers)
-        probes = run_job_here("train_probes", raw, settings, "step").probes
+        probes = run_job_here(
+            "train_probes", given_params(TrainProbesParams, options), settings, "step"
+        ).probes
     except BertscopeError as exc:
         fail(exc)
     if as_json:
@@ -144,12 +132,3 @@ def probe_list(model: str | None, database_url: str | None) -> None:
             f"{probes.id}  {probes.name:<24} layers={probes.layers} rank={probes.rank} "
             f"best dev UUAS={best:.3f}"
         )
-
-
-def _layer_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a comma-separated list of integers", param_hint="--layers"
-        ) from None

@@ -31,9 +31,18 @@ class EvalMixingParams(BaseModel):
     data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
     column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
     limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
-    methods: list[str] = Field(default_factory=lambda: [*MIXING_METHODS, RANDOM], min_length=1)
-    row: Row = "auto"
-    target: TargetSpec | None = None
+    methods: list[str] = Field(
+        default_factory=lambda: [*MIXING_METHODS, RANDOM],
+        min_length=1,
+        description="Mixing methods to evaluate; random is the control.",
+    )
+    row: Row = Field(
+        "auto",
+        description="Mixing row compared with blank-out (auto: [CLS], or [MASK] for masked-token targets).",
+    )
+    target: TargetSpec | None = Field(
+        None, description="What to explain (default: the model's natural target)."
+    )
 
     @field_validator("methods")
     @classmethod
@@ -71,16 +80,20 @@ class EvalDegradationParams(BaseModel):
     text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
     label_col: str | None = Field("label", description="Gold label column; null = explain the prediction.")
     limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N rows.")
-    methods: list[str] = Field(default_factory=lambda: list(DEGRADATION_DEFAULTS), min_length=1)
-    mode: Mode = "delete"
-    order: Order = "most"
+    methods: list[str] = Field(
+        default_factory=lambda: list(DEGRADATION_DEFAULTS),
+        min_length=1,
+        description="Attribution methods to test; random is the control.",
+    )
+    mode: Mode = Field("delete", description="Remove tokens (delete) or replace them by [MASK] (mask).")
+    order: Order = Field("most", description="Remove the most or the least important tokens first.")
     target: TargetSpec | None = Field(
         None, description='e.g. a fitted head: {"kind": "head", "head": "sst2"}.'
     )
     method_params: dict[str, dict] = Field(
         default_factory=dict, description='Params per method, e.g. {"lime": {"samples": 500}}.'
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
     @field_validator("methods")
     @classmethod
@@ -126,26 +139,28 @@ class LabelledDataSpec(BaseModel):
     """A labelled file whose labels are the sentence-level concepts of the neuron evaluation."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64, examples=["ag_news"])
-    path: str
-    text_col: str | None = None
-    label_col: str = "label"
+    name: str = Field(min_length=1, max_length=64, examples=["ag_news"], description="Dataset name.")
+    path: str = Field(description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
+    label_col: str = Field("label", description="Label column.")
     label_names: dict[str, str] | None = Field(None, description='e.g. {"0": "World", "1": "Sports"}.')
-    limit: int | None = Field(None, ge=10, le=1_000_000)
+    limit: int | None = Field(None, ge=10, le=1_000_000, description="Use only the first N rows.")
 
 
 class EvalNeuronsParams(BaseModel):
     """Precision@k / recall@k of unsupervised neuron descriptions against label concepts (AUROC truth)."""
 
     model_config = ConfigDict(extra="forbid")
-    datasets: list[LabelledDataSpec] = Field(min_length=1, max_length=MAX_CORPORA)
-    exemplars: int = Field(50, ge=1, le=1000)
-    top: int = Field(2, ge=1, le=20)
+    datasets: list[LabelledDataSpec] = Field(
+        min_length=1, max_length=MAX_CORPORA, description="Labelled datasets whose labels are the concepts."
+    )
+    exemplars: int = Field(50, ge=1, le=1000, description="Top sentences per neuron.")
+    top: int = Field(2, ge=1, le=20, description="k of precision@k and recall@k.")
     threshold: float = Field(0.75, gt=0.5, le=1.0, description="AUROC a true concept must reach.")
     directions: int | None = Field(
         None, ge=0, le=100_000, description="Random directions (default: one per unit)."
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
 
 def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutcome:

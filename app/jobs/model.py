@@ -20,7 +20,12 @@ class LoadModelParams(BaseModel):
     """Load another checkpoint ('embedded', a local directory or a hub id) and make it the resident model."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, max_length=1000, examples=["embedded", "/models/bert-base-uncased"])
+    model: str = Field(
+        min_length=1,
+        max_length=1000,
+        examples=["embedded", "/models/bert-base-uncased"],
+        description="'embedded', a local checkpoint directory or a hub id.",
+    )
     device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="Default: the server's setting.")
     dtype: Literal["float32", "float16", "bfloat16"] | None = Field(None, description="Default: the setting.")
 

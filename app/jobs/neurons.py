@@ -34,7 +34,7 @@ class CorpusSpec(BaseModel):
     """A corpus file on the server registered under a name."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64, examples=["wiki"])
+    name: str = Field(min_length=1, max_length=64, examples=["wiki"], description="Corpus name.")
     path: str = Field(description="Text (one sentence per line), CSV/TSV/JSONL with a column, or CoNLL-U.")
     column: str | None = Field(None, description="Text column of a CSV/TSV/JSONL file.")
     limit: int | None = Field(None, ge=1, le=10_000_000, description="Use only the first N sentences.")
@@ -52,22 +52,30 @@ class IndexNeuronsParams(BaseModel):
     """Index every FFN neuron over each corpus (top-k exemplars, statistics, histogram), then describe."""
 
     model_config = ConfigDict(extra="forbid")
-    corpora: list[CorpusSpec] = Field(min_length=1, max_length=MAX_CORPORA)
+    corpora: list[CorpusSpec] = Field(
+        min_length=1, max_length=MAX_CORPORA, description="Corpora to index, each under its name."
+    )
     k: int | None = Field(None, ge=1, le=1000, description="Exemplars per neuron (default from settings).")
-    batch_size: int | None = Field(None, ge=1, le=4096)
+    batch_size: int | None = Field(
+        None, ge=1, le=4096, description="Sentences per forward pass (default from settings)."
+    )
     max_tokens: int | None = Field(None, ge=3, le=4096, description="Truncate sentences to this many tokens.")
     describe: bool = Field(True, description="Describe the neurons over all indexed corpora afterwards.")
     directions: int = Field(DEFAULT_DIRECTIONS, ge=0, le=10_000, description="Random directions (control).")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
 
 class DescribeNeuronsParams(BaseModel):
     """Describe neurons over already indexed corpora (default: every finished index of the loaded model)."""
 
     model_config = ConfigDict(extra="forbid")
-    corpora: list[str] | None = Field(None, max_length=MAX_CORPORA)
-    directions: int = Field(DEFAULT_DIRECTIONS, ge=0, le=10_000)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    corpora: list[str] | None = Field(
+        None, max_length=MAX_CORPORA, description="Indexed corpus names (default: all finished indexes)."
+    )
+    directions: int = Field(
+        DEFAULT_DIRECTIONS, ge=0, le=10_000, description="Random directions (the illusion control)."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
 
 def sample_corpus_params() -> dict:
