@@ -86,7 +86,7 @@ def test_type_analyze_share_and_reopen(server, browser, page):
     other = browser.new_context().new_page()
     other.goto(link)
     other.wait_for_selector("#figure .main-svg")
-    assert _figure_title(other) == "Attention, layer 3, head 5"
+    assert _figure_title(other) == "Raw attention, layer 3, head 5"
     assert other.evaluate("document.getElementById('figure').data[0].z") == z
     assert other.evaluate("document.getElementById('figure').layout.xaxis.ticktext") == ticks
     assert other.input_value("#text") == "The keys to the cabinet are on the table."

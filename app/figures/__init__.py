@@ -1,10 +1,12 @@
 """Pure functions from stored results to Plotly figure dicts (no torch here).
 
-Each entry of ``FIGURES`` says which view controls a method's page shows (``controls``) and draws the
-figure for one choice of those controls (``figure``).
+Each entry of ``FIGURES``, keyed by result type, says which view controls a method's page shows
+(``controls``) and draws the figure for one choice of those controls (``figures``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from app.errors import NotFound
 from app.figures.attention import AttentionFigure
@@ -13,30 +15,21 @@ from app.figures.base import FigureBuilder
 from app.figures.mixing import MixingFigure
 from app.figures.parse_tree import ProbeFigure
 
-FIGURES: dict[str, FigureBuilder] = {
-    "attention": AttentionFigure(),
-    "value_zeroing": MixingFigure("Value Zeroing"),
-    "attention_rollout": MixingFigure("Attention rollout"),
-    "attention_norm": MixingFigure("Attention norm"),
-    "alti": MixingFigure("ALTI"),
-    "iba": AttributionFigure("Information Bottleneck Attribution"),
-    "integrated_gradients": AttributionFigure("Integrated Gradients"),
-    "gradient_x_input": AttributionFigure("Gradient × input"),
-    "saliency": AttributionFigure("Saliency"),
-    "lime": AttributionFigure("LIME"),
-    "occlusion": AttributionFigure("Occlusion"),
-    "value_zeroing_row": AttributionFigure("Value Zeroing rollout row"),
-    "attention_rollout_row": AttributionFigure("Attention rollout row"),
-    "structural_probe": ProbeFigure(),
+# one builder per result type (the name of a method's ``result_type``); the title is the method's own
+FIGURES: dict[str, Callable[[str], FigureBuilder]] = {
+    "AttentionResult": AttentionFigure,
+    "MixingResult": MixingFigure,
+    "AttributionResult": AttributionFigure,
+    "StructuralProbeResult": ProbeFigure,
 }
 
 
-def figure_builder(method: str) -> FigureBuilder:
-    """The figure builder for ``method``."""
+def figure_builder(result_type: str, title: str) -> FigureBuilder:
+    """The figure builder for results of ``result_type``, titled ``title`` (the method's title)."""
     try:
-        return FIGURES[method]
+        return FIGURES[result_type](title)
     except KeyError:
-        raise NotFound(f"No figure is defined for method {method!r}.") from None
+        raise NotFound(f"No figure is defined for results of type {result_type!r}.") from None
 
 
 def figure_encoding(encoding: dict, text: str, text_pair: str | None) -> dict:

@@ -17,6 +17,9 @@ from app.figures.base import (
 class AttentionFigure:
     """Layer slider, head selector and a special-token toggle over a query x key heatmap."""
 
+    def __init__(self, title: str) -> None:
+        self.title = title
+
     def controls(self, tokens: list[str], encoding: dict, result: dict) -> list[dict]:
         layers, heads = np.asarray(result["layers"]).shape[:2]
         head_options = [{"value": "mean", "label": "mean of heads"}] + [
@@ -45,7 +48,7 @@ class AttentionFigure:
             tokens,
             encoding,
             view,
-            f"Attention, layer {layer}, {head_label}",
+            f"{self.title}, layer {layer}, {head_label}",
             colorbar="weight",
             renormalise=True,
         )

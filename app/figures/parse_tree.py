@@ -40,7 +40,9 @@ def _arc_trace(edges: list[tuple[int, int]], sign: float, colour: str, name: str
     }
 
 
-def tree_figure(result: dict, layer: int, heads: list[int], uuas: float | None) -> FigureDict:
+def tree_figure(
+    result: dict, layer: int, heads: list[int], uuas: float | None, title: str = "Structural probe"
+) -> FigureDict:
     """Arcs of the predicted tree above the words; the gold tree below when the sentence is known."""
     words = token_labels(result["words"])
     predicted = sorted(_edges(heads))
@@ -83,7 +85,7 @@ def tree_figure(result: dict, layer: int, heads: list[int], uuas: float | None) 
     return {
         "data": traces,
         "layout": {
-            "title": {"text": f"Structural probe tree, layer {layer}{score}"},
+            "title": {"text": f"{title} tree, layer {layer}{score}"},
             "xaxis": {"visible": False, "range": [-0.8, width - 0.2]},
             "yaxis": {"visible": False, "zeroline": False},
             "showlegend": True,
@@ -143,6 +145,9 @@ def distance_figure(words: list[str], distances: list[list[float]], layer: int) 
 class ProbeFigure:
     """A layer slider over the tree, depth and distance views of every probed layer."""
 
+    def __init__(self, title: str) -> None:
+        self.title = title
+
     def controls(self, tokens: list[str], encoding: dict, result: dict) -> list[dict]:
         layers = result["layers"]
         return [
@@ -166,7 +171,7 @@ class ProbeFigure:
         index = layers.index(layer)
         uuas = (result.get("layer_uuas") or [None] * len(layers))[index]
         return {
-            "main": tree_figure(result, layer, list(result["layer_heads"][index]), uuas),
+            "main": tree_figure(result, layer, list(result["layer_heads"][index]), uuas, self.title),
             "strip": depth_figure(result["words"], np.asarray(result["layer_depths"][index]).tolist(), layer),
             "aux": distance_figure(
                 result["words"], np.asarray(result["layer_distances"][index]).tolist(), layer

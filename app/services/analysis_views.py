@@ -38,7 +38,8 @@ def with_defaults(controls: list[dict], view: dict[str, str]) -> dict[str, str]:
 
 def analysis_figures(analysis: StoredAnalysis, view: dict[str, str]) -> dict[str, Any]:
     """Controls and figures of one view of a stored analysis."""
-    builder = figure_builder(analysis.method)
+    method = METHODS[analysis.method]
+    builder = figure_builder(method.result_type.__name__, method.title)
     encoding = figure_encoding(analysis.encoding, analysis.text, analysis.text_pair)
     controls = builder.controls(analysis.tokens, encoding, analysis.result)
     return {
