@@ -53,6 +53,7 @@ def _method_choices() -> list[dict[str, Any]]:
 def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
     services = get_services(request)
     spec: dict[str, Any] = {
+        "page": "sentence",
         "methods": _method_choices(),
         "targets": services.analyses.targets(),
         "analysis": None,
