@@ -40,6 +40,37 @@ def test_writer_waits_for_readers_and_goes_before_new_ones():
     assert events == ["write", "late read"]
 
 
+def test_a_reader_reads_again_while_a_writer_waits():
+    """Nested use of the model in one thread (a request calling a service that also holds it) never waits
+    behind a waiting writer, which itself waits for that thread."""
+    lock = ReadersWriter()
+    events: list[str] = []
+    writer_waits, nested_done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with lock.writing():
+            events.append("write")
+
+    def request() -> None:
+        with lock.reading():
+            threading.Thread(target=write, daemon=True).start()
+            writer_waits.wait(5)
+            with lock.reading():  # the same thread reads again while the writer waits for it
+                events.append("nested read")
+        nested_done.set()
+
+    threading.Thread(target=request, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while lock._writers_waiting == 0 and time.monotonic() < deadline:  # the writer waits for the outer read
+        time.sleep(0.01)
+    writer_waits.set()
+    assert nested_done.wait(5), "the nested read waited behind the writer: deadlock"
+    deadline = time.monotonic() + 5
+    while len(events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events == ["nested read", "write"]
+
+
 def test_load_model_job_swaps_the_model(client, tmp_path):
     text = {"method": "attention", "text": "the cat sat"}
     before = client.get("/api/model").json()

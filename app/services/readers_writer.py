@@ -9,25 +9,32 @@ from contextlib import contextmanager
 
 class ReadersWriter:
     """Many readers (requests using the resident model) or one writer (the swap); a waiting writer goes
-    first, so a stream of requests cannot starve it."""
+    first, so a stream of requests cannot starve it. Reading is reentrant: a thread that already reads
+    reads again at once (waiting behind the writer, who waits for this thread, would deadlock)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._depth = threading.local()  # how many times this thread is reading now
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._writer and not self._writers_waiting)
-            self._readers += 1
+        depth = getattr(self._depth, "value", 0)
+        if depth == 0:
+            with self._condition:
+                self._condition.wait_for(lambda: not self._writer and not self._writers_waiting)
+                self._readers += 1
+        self._depth.value = depth + 1
         try:
             yield
         finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
+            self._depth.value = depth
+            if depth == 0:
+                with self._condition:
+                    self._readers -= 1
+                    self._condition.notify_all()
 
     @contextmanager
     def writing(self) -> Iterator[None]:
