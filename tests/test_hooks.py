@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from app.methods import METHODS
+from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.structural_probe import ProbeContext
 from app.modeling.encoding import encode
 from app.modeling.hooks import capture, leftover_hooks, patch
 from app.modeling.targets import bind_target
-from app.store.probes import ProbeSet
 
 
 def test_capture_removes_hooks_after_exception(tiny_bert):

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from app.methods.callbacks import Progress, ShouldStop
+from app.methods.probes.probe_set import ProbeSet
 from app.modeling.heads import FittedHead
 from app.modeling.loading import LoadedModel
 from app.settings import Settings
-from app.store.probes import ProbeSet
 from app.store.records import Evaluation
 from app.store.stores import Stores
 

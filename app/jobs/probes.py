@@ -10,10 +10,10 @@ from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
 from app.methods.probes.pipeline import TrainOptions, train_probe_set
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
+from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.topological import TTP_EPOCHS
 from app.methods.probes.treebank import TreeSentence, read_conllu
 from app.modeling.loading import LoadedModel
-from app.store.probes import ProbeSet
 
 
 class TrainProbesParams(BaseModel):

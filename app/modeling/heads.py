@@ -7,7 +7,11 @@ head was not fitted on: a given dev file, or a stratified 20 % held-out split.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,9 +21,40 @@ from sklearn.model_selection import train_test_split
 from app.errors import InvalidInput
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import mean_pool
-from app.store.heads import FittedHead
 
 Progress = Callable[[int, int], None]
+
+
+def _new_id() -> str:
+    """An unguessable, URL-safe id (72 random bits), the format of every stored object's id."""
+    return secrets.token_urlsafe(9)
+
+
+@dataclass
+class FittedHead:
+    """Softmax-regression weights over pooled embeddings: logits = W e + b, W [label, hidden]."""
+
+    name: str
+    model_name: str
+    model_revision: str
+    labels: list[str]
+    weight: np.ndarray
+    bias: np.ndarray
+    metrics: dict
+    params: dict
+    id: str = field(default_factory=_new_id)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "params": self.params,
+            "model_revision": self.model_revision,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @torch.no_grad()

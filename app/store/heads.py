@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine, or_, select
 
 from app.errors import NotFound
-from app.store.analyses import new_id
+from app.modeling.heads import FittedHead
 from app.store.codec import pack, unpack
 from app.store.db import HeadRow, all_rows, session_scope
-
-
-@dataclass
-class FittedHead:
-    """Softmax-regression weights over pooled embeddings: logits = W e + b, W [label, hidden]."""
-
-    name: str
-    model_name: str
-    model_revision: str
-    labels: list[str]
-    weight: np.ndarray
-    bias: np.ndarray
-    metrics: dict
-    params: dict
-    id: str = field(default_factory=new_id)
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "labels": self.labels,
-            "metrics": self.metrics,
-            "params": self.params,
-            "model_revision": self.model_revision,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 class HeadStore:

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 from app.errors import BertscopeError
+from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.treebank import TreeSentence, read_conllu
-from app.store.probes import ProbeSet
 
 TREEBANK_PARAMS = ("dev", "treebank")  # held-out first
 

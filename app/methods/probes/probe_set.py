@@ -1,0 +1,57 @@
+"""A trained structural probe set: distance and depth maps of several layers of one model revision."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from app.errors import NotFound
+
+
+def _new_id() -> str:
+    """An unguessable, URL-safe id (72 random bits), the format of every stored object's id."""
+    return secrets.token_urlsafe(9)
+
+
+@dataclass
+class ProbeSet:
+    """Distance and depth probes [layer, rank, hidden] of the listed layers, and how well they did."""
+
+    name: str
+    model_name: str
+    model_revision: str
+    layers: list[int]
+    distance: np.ndarray
+    depth: np.ndarray
+    params: dict
+    metrics: dict
+    id: str = field(default_factory=_new_id)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def rank(self) -> int:
+        return int(self.distance.shape[1])
+
+    def for_layer(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """The distance and depth maps [rank, hidden] of ``layer``."""
+        if layer not in self.layers:
+            raise NotFound(f"Probe set {self.id} has no probe for layer {layer}; layers: {self.layers}.")
+        index = self.layers.index(layer)
+        return self.distance[index], self.depth[index]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "model_name": self.model_name,
+            "model_revision": self.model_revision,
+            "layers": self.layers,
+            "rank": self.rank,
+            "params": self.params,
+            "metrics": self.metrics,
+            "created_at": self.created_at.isoformat(),
+        }
