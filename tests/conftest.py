@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
 
 from app.main import create_app
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model
@@ -62,3 +65,23 @@ def postgres_url() -> str | None:
     if url is None and os.environ.get("CI"):
         pytest.fail("CI=true but BERTSCOPE_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL")
     return url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[URL]:
+    """A fresh PostgreSQL database of its own, dropped afterwards: its schema is exactly what the
+    migrations make, and start-up work does not touch other tests' rows."""
+    url = postgres_url()
+    if url is None:
+        pytest.skip("set BERTSCOPE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
+    base = make_url(url)
+    name = f"bertscope_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,16 +1,17 @@
-"""Searching described neurons: ranked by the score of the matching descriptor, on new and older runs."""
+"""Searching described neurons: ranked by the score of the matching descriptor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from app.methods.neurons.descriptions import Described, DescriptionRun
 from app.methods.neurons.descriptors import DescriptorSet
 from app.services.neuron_views import _best_match, _named
 from app.store.db import make_engine
-from app.store.neuron_descriptions import DescriptionStore, DescriptorScoreRow
+from app.store.neuron_descriptions import DescriptionStore
+from app.store.tables import DescriptorScoreRow
 from tests.conftest import sqlite_url
 
 LABELS = ["negation", "proper name", "mozilla", "not only"]
@@ -60,13 +61,24 @@ def test_the_match_names_descriptor_score_and_corpus(saved):
     assert _best_match(named, "zebra") is None
 
 
-def test_an_older_run_gets_its_score_rows_on_the_first_search(saved):
+def test_saving_a_run_writes_one_score_row_per_neuron_and_descriptor(saved):
     store, set_id = saved
-    with store._session(write=True) as session:
-        session.execute(delete(DescriptorScoreRow))
-    assert [item["unit"] for item in store.page(set_id, query="negation")[1]] == [1, 0]
+    query = select(DescriptorScoreRow.layer, DescriptorScoreRow.unit, DescriptorScoreRow.descriptor)
     with store._session() as session:
-        assert session.scalar(select(func.count()).select_from(DescriptorScoreRow)) == 5
+        rows = {tuple(row) for row in session.execute(query.where(DescriptorScoreRow.set_id == set_id))}
+        best = session.scalar(
+            select(DescriptorScoreRow.score).where(
+                DescriptorScoreRow.unit == 1, DescriptorScoreRow.descriptor == "negation"
+            )
+        )
+    assert rows == {
+        (0, 0, "mozilla"),
+        (0, 0, "negation"),
+        (0, 1, "negation"),
+        (0, 2, "proper name"),
+        (0, 2, "not only"),
+    }
+    assert best == 2.5  # the best over the corpora (b)
 
 
 def test_a_descriptor_equal_to_the_query_ranks_first(tmp_path):

@@ -6,13 +6,12 @@ import uuid
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.errors import NotFound, StoreUnavailable
 from app.store.analyses import AnalysisStore, StoredAnalysis
 from app.store.codec import pack, unpack
 from app.store.db import make_engine
-from tests.conftest import postgres_url, sqlite_url
+from tests.conftest import sqlite_url
 
 
 def _analysis(key: str = "k1") -> StoredAnalysis:
@@ -67,15 +66,10 @@ def test_sqlite_round_trip(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_round_trip():
-    url = postgres_url()
-    if url is None:
-        pytest.skip("set BERTSCOPE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
-    schema_engine = create_engine(url)
-    with schema_engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS analyses"))
-    schema_engine.dispose()
-    _round_trip(AnalysisStore(make_engine(url)))
+def test_postgres_round_trip(pg_url):
+    engine = make_engine(pg_url.render_as_string(hide_password=False))
+    _round_trip(AnalysisStore(engine))
+    engine.dispose()
 
 
 def test_ids_are_unguessable(tmp_path):

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import NotFound
 from app.store.codec import pack, unpack
-from app.store.db import AnalysisRow, session_scope
+from app.store.db import session_scope
+from app.store.tables import AnalysisRow
 
 
 @dataclass

@@ -3,92 +3,34 @@
 - ``neuron_description_sets``: one run (model revision, corpora and their index ids, generator, the
   clustered descriptor set, the summary that compares neurons with random directions).
 - ``neuron_descriptions``: per neuron its label, consistency, best descriptor and score, and the per-corpus
-  detail as JSON (its ``search_text`` column is no longer written or read: searches use the score table).
+  detail as JSON.
 - ``neuron_descriptor_scores``: per neuron and descriptor its best score over the corpora (lower-case label),
   so that a search ``q`` finds and ranks 40k neurons in SQL by their score *for the matching descriptor*.
-A run is written in one transaction: a crash leaves either the whole run or nothing. Runs saved before the
-score table existed get their rows on the first search.
+A run is written in one transaction: a crash leaves either the whole run or nothing.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    and_,
-    case,
-    exists,
-    func,
-    insert,
-    select,
-)
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import and_, case, func, insert, select
 
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.methods.neurons.descriptions import DescriptionRun
 from app.store.analyses import new_id
-from app.store.db import Base, UTCDateTime, session_scope
+from app.store.revisioned import RevisionedStore
+from app.store.tables import DescriptionRow, DescriptionSetRow, DescriptorScoreRow
 
 MAX_PAGE = 500
 SORTS = ("score", "consistency", "layer")
 
 
-class DescriptionSetRow(Base):
-    __tablename__ = "neuron_description_sets"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    model_name: Mapped[str] = mapped_column(String(500))
-    model_revision: Mapped[str] = mapped_column(String(64), index=True)
-    corpora: Mapped[dict] = mapped_column(JSON)  # {corpus name: index id}
-    descriptor_set: Mapped[dict] = mapped_column(JSON)
-    summary: Mapped[dict] = mapped_column(JSON)
-    params: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
-
-
-class DescriptionRow(Base):
-    __tablename__ = "neuron_descriptions"
-
-    set_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("neuron_description_sets.id", ondelete="CASCADE"), primary_key=True
-    )
-    layer: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    unit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    label: Mapped[str] = mapped_column(String(20))
-    consistency: Mapped[float | None] = mapped_column(Float, nullable=True)
-    best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    best_descriptor: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    search_text: Mapped[str] = mapped_column(Text, default="")  # unused; kept so older databases still fit
-    detail: Mapped[dict] = mapped_column(JSON)
-
-
-class DescriptorScoreRow(Base):
-    __tablename__ = "neuron_descriptor_scores"
-    __table_args__ = (Index("ix_neuron_descriptor_scores_set_descriptor", "set_id", "descriptor"),)
-
-    set_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("neuron_description_sets.id", ondelete="CASCADE"), primary_key=True
-    )
-    layer: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    unit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    descriptor: Mapped[str] = mapped_column(String(200), primary_key=True)  # lower-case label
-    score: Mapped[float] = mapped_column(Float)  # best log2 enrichment over the corpora
-    corpus: Mapped[str] = mapped_column(String(200))  # where that score was reached
-
-
 @dataclass
 class DescriptionSet:
+    """One description run without its neurons: corpora, descriptor set, summary and parameters."""
+
     id: str
     model_name: str
     model_revision: str
@@ -101,23 +43,10 @@ class DescriptionSet:
     def to_json(self, with_descriptors: bool = False) -> dict[str, Any]:
         body = {key: value for key, value in self.__dict__.items() if key != "descriptor_set"}
         body["created_at"] = self.created_at.isoformat()
-        body["descriptor_labels"] = self.descriptor_set.get("labels", [])
+        body["descriptor_labels"] = self.descriptor_set["labels"]
         if with_descriptors:
             body["descriptor_set"] = self.descriptor_set
         return body
-
-
-def _set(row: DescriptionSetRow) -> DescriptionSet:
-    return DescriptionSet(
-        row.id,
-        row.model_name,
-        row.model_revision,
-        row.corpora,
-        row.descriptor_set,
-        row.summary,
-        row.params,
-        row.created_at,
-    )
 
 
 def _neuron(row: DescriptionRow) -> dict[str, Any]:
@@ -132,14 +61,27 @@ def _neuron(row: DescriptionRow) -> dict[str, Any]:
     }
 
 
-class DescriptionStore:
-    """Save description runs and browse their neurons."""
+class DescriptionStore(RevisionedStore[DescriptionSet]):
+    """Save description runs (the newest of a revision is the one shown) and browse their neurons."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    table = DescriptionSetRow
+    what = "neuron description run"
+    name_column = None  # runs have no name: found by id, or the newest of a revision
 
-    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
-        return session_scope(self.engine, write)
+    def _record(self, row: DescriptionSetRow) -> DescriptionSet:
+        return DescriptionSet(
+            row.id,
+            row.model_name,
+            row.model_revision,
+            row.corpora,
+            row.descriptor_set,
+            row.summary,
+            row.params,
+            row.created_at,
+        )
+
+    def _missing(self, record_id: str) -> str:
+        return f"No neuron description run {record_id!r}."
 
     def save(
         self, run: DescriptionRun, model_name: str, revision: str, corpora: dict[str, str], params: dict
@@ -188,24 +130,6 @@ class DescriptionStore:
                 session.execute(insert(DescriptorScoreRow), scores)
         return set_id
 
-    def latest(self, revision: str) -> DescriptionSet | None:
-        query = (
-            select(DescriptionSetRow)
-            .where(DescriptionSetRow.model_revision == revision)
-            .order_by(DescriptionSetRow.created_at.desc())
-            .limit(1)
-        )
-        with self._session() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _set(row)
-
-    def get(self, set_id: str) -> DescriptionSet:
-        with self._session() as session:
-            row = session.get(DescriptionSetRow, set_id)
-            if row is None:
-                raise NotFound(f"No neuron description run {set_id!r}.")
-            return _set(row)
-
     def neuron(self, set_id: str, layer: int, unit: int) -> dict[str, Any] | None:
         with self._session() as session:
             row = session.get(DescriptionRow, (set_id, layer, unit))
@@ -234,7 +158,6 @@ class DescriptionStore:
             where.append(DescriptionRow.label == label)
         match = None
         if query:
-            self._ensure_scores(set_id)
             escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             match = (
                 select(
@@ -278,32 +201,6 @@ class DescriptionStore:
             total = session.scalar(counting.where(*where))
             items = [_neuron(row) for row in session.scalars(statement)]
         return int(total or 0), items
-
-    def _ensure_scores(self, set_id: str) -> None:
-        """Write the score rows of a run saved before they existed (once; later searches find them)."""
-        with self._session() as session:
-            present = session.scalar(select(exists().where(DescriptorScoreRow.set_id == set_id)))
-            described = session.scalar(
-                select(
-                    exists().where(DescriptionRow.set_id == set_id, DescriptionRow.best_score.is_not(None))
-                )
-            )
-            if present or not described:
-                return
-            labels = session.get(DescriptionSetRow, set_id).descriptor_set.get("labels", [])
-            rows = session.execute(
-                select(DescriptionRow.layer, DescriptionRow.unit, DescriptionRow.detail).where(
-                    DescriptionRow.set_id == set_id, DescriptionRow.best_score.is_not(None)
-                )
-            ).all()
-        scores = [
-            score
-            for layer, unit, detail in rows
-            for score in _score_rows(set_id, {"layer": layer, "unit": unit, "detail": detail}, labels)
-        ]
-        with self._session(write=True) as session:
-            if not session.scalar(select(exists().where(DescriptorScoreRow.set_id == set_id))):
-                session.execute(insert(DescriptorScoreRow), scores)
 
 
 def _score_rows(set_id: str, row: dict[str, Any], labels: list[str]) -> list[dict[str, Any]]:

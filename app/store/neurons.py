@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,20 +28,9 @@ from app.methods.neurons.stats import (
 )
 from app.store.analyses import new_id
 from app.store.codec import FAST_LEVEL, pack, unpack
-from app.store.db import session_scope
-
-# importing the table classes registers them on Base before the tables are created
-from app.store.neuron_tables import (
-    Exemplar,
-    NeuronDetail,
-    NeuronIndexInfo,
-    NeuronIndexRow,
-    NeuronLayerRow,
-    NeuronPage,
-    NeuronSentenceRow,
-    NeuronSummary,
-    NeuronSummaryRow,
-)
+from app.store.neuron_records import Exemplar, NeuronDetail, NeuronIndexInfo, NeuronPage, NeuronSummary
+from app.store.revisioned import RevisionedStore
+from app.store.tables import NeuronIndexRow, NeuronLayerRow, NeuronSentenceRow, NeuronSummaryRow
 
 BUILDING = "building"
 DONE = "done"
@@ -62,25 +50,27 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _info(row: NeuronIndexRow) -> NeuronIndexInfo:
-    fields = NeuronIndexInfo.__dataclass_fields__
-    return NeuronIndexInfo(**{name: getattr(row, name) for name in fields})
-
-
 def _summary(row: NeuronSummaryRow) -> NeuronSummary:
     fields = NeuronSummary.__dataclass_fields__
     return NeuronSummary(**{name: getattr(row, name) for name in fields})
 
 
-class NeuronStore:
-    """Save, resume, browse and delete neuron activation indexes."""
+class NeuronStore(RevisionedStore[NeuronIndexInfo]):
+    """Save, resume, browse and delete neuron activation indexes (one per revision and corpus name)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    table = NeuronIndexRow
+    what = "neuron index"
+    name_column = "corpus"
 
-    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
-        """A session (one transaction when ``write``); database failures become ``StoreUnavailable``."""
-        return session_scope(self.engine, write)
+    def _record(self, row: NeuronIndexRow) -> NeuronIndexInfo:
+        fields = NeuronIndexInfo.__dataclass_fields__
+        return NeuronIndexInfo(**{name: getattr(row, name) for name in fields})
+
+    def _listing_order(self) -> list[Any]:
+        return [NeuronIndexRow.corpus]
+
+    def _missing(self, record_id: str) -> str:
+        return f"No neuron index {record_id!r}; list them for the loaded model to find one."
 
     def start_or_resume(
         self,
@@ -187,29 +177,9 @@ class NeuronStore:
         if changed.rowcount == 0:
             raise NotFound(f"No neuron index {index_id!r} (was it deleted while building?).")
 
-    def get(self, index_id: str) -> NeuronIndexInfo:
-        with self._session() as session:
-            row = session.get(NeuronIndexRow, index_id)
-            if row is None:
-                raise NotFound(f"No neuron index {index_id!r}; list them for the loaded model to find one.")
-            return _info(row)
-
     def find(self, model_revision: str, corpus: str) -> NeuronIndexInfo | None:
-        query = select(NeuronIndexRow).where(
-            NeuronIndexRow.model_revision == model_revision, NeuronIndexRow.corpus == corpus
-        )
-        with self._session() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _info(row)
-
-    def list_for_revision(self, model_revision: str) -> list[NeuronIndexInfo]:
-        query = (
-            select(NeuronIndexRow)
-            .where(NeuronIndexRow.model_revision == model_revision)
-            .order_by(NeuronIndexRow.corpus)
-        )
-        with self._session() as session:
-            return [_info(row) for row in session.scalars(query)]
+        """The index of this corpus name built for this revision, if any."""
+        return self._newest(model_revision, NeuronIndexRow.corpus == corpus)
 
     def delete(self, index_id: str) -> None:
         """Remove an index and everything stored with it (explicitly: foreign-key cascades may be off)."""

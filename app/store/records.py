@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.store.analyses import new_id
-from app.store.db import EvaluationRow, JobRow, session_scope
+from app.store.db import session_scope
+from app.store.tables import EvaluationRow, JobRow
 
 T = TypeVar("T")
 ACTIVE = ("queued", "running")
