@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from app.methods.probes.topological import pseudo_depths, pseudo_depths_loop
+from app.methods.probes.topological import pseudo_depths
 from bench.report import Table, write_report
-from tests.reference.topological import pseudo_depths_tensor_loop
+from tests.reference.topological import pseudo_depths_loop, pseudo_depths_tensor_loop
 
 
 def main() -> None:

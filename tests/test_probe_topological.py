@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from app.methods.probes.topological import TopologicalCurves, pseudo_depths, pseudo_depths_loop
+from app.methods.probes.topological import TopologicalCurves, pseudo_depths
+from tests.reference.topological import pseudo_depths_loop
 
 
 @pytest.mark.parametrize(

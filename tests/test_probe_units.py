@@ -8,17 +8,17 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.stats import spearmanr
 
 from app.errors import InvalidInput
-from app.methods.probes.alignment import sentence_text, shared_subwords, subword_groups, word_spans
+from app.methods.probes.alignment import sentence_text, subword_groups, word_spans
 from app.methods.probes.metrics import (
     GoldTree,
     MetricAccumulator,
     chain_edges,
     row_spearman,
-    spanning_tree_edges,
     spanning_tree_edges_stacked,
 )
 from app.methods.probes.structural_probe import orient
-from app.methods.probes.treebank import gold_edges, read_conllu, tree_depths, tree_distances
+from app.methods.probes.treebank import gold_edges, read_conllu, tree_distances
+from tests.reference.probes import spanning_tree_edges, tree_depths
 from tests.treebanks import write_treebank
 
 
@@ -65,6 +65,12 @@ def test_tree_distances_and_depths_by_hand():
         tree_distances([2, 1, 0])
 
 
+def _shared_subwords(groups: list[list[int]]) -> int:
+    """How many subword positions are shared by more than one word."""
+    positions = [position for group in groups for position in group]
+    return sum(positions.count(position) > 1 for position in set(positions))
+
+
 def test_alignment_by_offsets_shares_merged_subwords():
     text, spans = sentence_text(["can", "not", "go", "."], "cannot go.")
     assert text == "cannot go." and spans == [(0, 3), (3, 6), (7, 9), (9, 10)]
@@ -73,7 +79,7 @@ def test_alignment_by_offsets_shares_merged_subwords():
     special = [True, False, False, False, True]
     groups = subword_groups(offsets, special, spans)
     assert groups == [[1], [1], [2], [3]]
-    assert shared_subwords(groups) == 1
+    assert _shared_subwords(groups) == 1
     # words missing from the text: fall back to the words joined by spaces
     assert sentence_text(["a", "b"], "x y")[0] == "a b"
     assert word_spans("ab", ["a", "c"]) is None
@@ -87,9 +93,10 @@ def test_spanning_tree_matches_scipy_and_chain_by_hand():
         distances = ((points[:, None] - points[None]) ** 2).sum(-1)
         reference = minimum_spanning_tree(distances).tocoo()
         expected = {(min(a, b), max(a, b)) for a, b in zip(reference.row, reference.col, strict=True)}
-        assert spanning_tree_edges(distances) == expected
-    stacked = spanning_tree_edges_stacked(np.stack([distances, distances * 2]))
-    assert stacked[0] == stacked[1] == spanning_tree_edges(distances)
+        assert spanning_tree_edges(distances) == expected  # the reference agrees with scipy ...
+        keep = rng.random(n) < 0.7
+        stacked = spanning_tree_edges_stacked(np.stack([distances, distances * 2]), keep)
+        assert stacked[0] == stacked[1] == spanning_tree_edges(distances, keep)  # ... and the fast path
     assert chain_edges(np.array([True, False, True, True])) == {(0, 2), (2, 3)}
 
 

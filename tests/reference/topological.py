@@ -1,6 +1,10 @@
-"""Reference pseudo-label operator written as training code usually is: a loop over the sentences of a
-padded batch tensor and over the sorted words of each, comparing tensor elements and writing labels into a
-zeros tensor (how the tree topological probe relabels every step; Li, Yin & Lin, EMNLP 2023)."""
+"""Reference pseudo-label operators of the tree topological probe (Li, Yin & Lin, EMNLP 2023).
+
+- ``pseudo_depths_tensor_loop``: written as training code usually is: a loop over the sentences of a
+  padded batch tensor and over the sorted words of each, comparing tensor elements and writing labels into
+  a zeros tensor (how the probe relabels every step);
+- ``pseudo_depths_loop``: one sentence as a list of floats, the operator exactly as stated.
+"""
 
 from __future__ import annotations
 
@@ -29,3 +33,20 @@ def pseudo_depths_tensor_loop(
             current = current.flip(0)
         labels[row, order] = current
     return labels.reshape(predicted.shape)
+
+
+def pseudo_depths_loop(predicted: list[float]) -> list[int]:
+    """The operator on one sentence, as a plain loop over the sorted predictions (the operator of
+    :mod:`app.methods.probes.topological` as its docstring states it)."""
+    order = sorted(range(len(predicted)), key=lambda i: predicted[i])
+    labels = [0] * len(predicted)
+    previous = 0
+    for rank, index in enumerate(order):
+        if rank < 2:
+            current = rank + 1
+        else:
+            x = predicted[index]
+            current = previous if abs(x - previous) < abs(previous + 1 - x) else previous + 1
+        labels[index] = current
+        previous = current
+    return labels

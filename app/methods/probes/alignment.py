@@ -58,15 +58,6 @@ def subword_groups(
     return groups
 
 
-def shared_subwords(groups: Sequence[Sequence[int]]) -> int:
-    """How many subword positions are shared by more than one word."""
-    seen: dict[int, int] = {}
-    for group in groups:
-        for position in group:
-            seen[position] = seen.get(position, 0) + 1
-    return sum(count > 1 for count in seen.values())
-
-
 def words_from_encoding(text: str, word_ids: Sequence[int | None], offsets: Sequence[Span]) -> list[Span]:
     """Word spans the tokenizer's own pre-tokenizer found (for free text without a treebank)."""
     spans: dict[int, list[int]] = {}

@@ -22,11 +22,6 @@ from app.methods.probes.treebank import TreeSentence, gold_edges, tree_distances
 SPEARMAN_LENGTHS = (5, 50)
 
 
-def spanning_tree_edges(distances: np.ndarray, keep: np.ndarray | None = None) -> set[tuple[int, int]]:
-    """Undirected edges (low, high) of the minimum spanning tree over the kept words."""
-    return spanning_tree_edges_stacked(distances[None], keep)[0]
-
-
 def spanning_tree_edges_stacked(distances: np.ndarray, keep: np.ndarray | None = None) -> list[set]:
     """Minimum spanning tree edges of each matrix of a stack [layer, word, word] (Prim, all layers at once).
 

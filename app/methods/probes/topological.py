@@ -34,22 +34,6 @@ MODES = ("sp", "ssp", "essp")
 Progress = Callable[[int, int], None]
 
 
-def pseudo_depths_loop(predicted: list[float]) -> list[int]:
-    """The operator on one sentence, as a plain loop over the sorted predictions (the reference)."""
-    order = sorted(range(len(predicted)), key=lambda i: predicted[i])
-    labels = [0] * len(predicted)
-    previous = 0
-    for rank, index in enumerate(order):
-        if rank < 2:
-            current = rank + 1
-        else:
-            x = predicted[index]
-            current = previous if abs(x - previous) < abs(previous + 1 - x) else previous + 1
-        labels[index] = current
-        previous = current
-    return labels
-
-
 def pseudo_depths(predicted: torch.Tensor, mask: torch.Tensor, *, reverse: bool = False) -> torch.Tensor:
     """The operator on a batch [..., word] at once (no Python loop over words or sentences).
 

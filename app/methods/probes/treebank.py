@@ -119,11 +119,6 @@ def tree_distances(heads: list[int]) -> np.ndarray:
     return (depth[:, None] + depth[None, :] - 2 * (common - 1)).astype(np.int32)
 
 
-def tree_depths(heads: list[int]) -> np.ndarray:
-    """[word] number of edges from the root (the root has depth 0)."""
-    return tree_distances(heads)[heads.index(0)].copy()
-
-
 def gold_edges(heads: list[int], keep: np.ndarray | None = None) -> set[tuple[int, int]]:
     """Undirected edges (low, high) of the tree, 0-based, between words both kept by ``keep``."""
     edges = set()
