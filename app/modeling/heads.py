@@ -7,7 +7,6 @@ head was not fitted on: a given dev file, or a stratified 20 % held-out split.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,15 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from app.errors import InvalidInput
+from app.ids import new_id
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import mean_pool
 
 Progress = Callable[[int, int], None]
-
-
-def _new_id() -> str:
-    """An unguessable, URL-safe id (72 random bits), the format of every stored object's id."""
-    return secrets.token_urlsafe(9)
 
 
 @dataclass
@@ -42,7 +37,7 @@ class FittedHead:
     bias: np.ndarray
     metrics: dict
     params: dict
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def describe(self) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import NotFound
+from app.ids import new_id
 from app.store.codec import pack, unpack
 from app.store.db import session_scope
 from app.store.tables import AnalysisRow
@@ -39,11 +39,6 @@ class StoredAnalysis:
     @property
     def url(self) -> str:
         return f"/a/{self.id}"
-
-
-def new_id() -> str:
-    """An unguessable, URL-safe id (72 random bits)."""
-    return secrets.token_urlsafe(9)
 
 
 class AnalysisStore:

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, insert, select
 
 from app.errors import InvalidInput
+from app.ids import new_id
 from app.methods.neurons.descriptions import DescriptionRun
-from app.store.analyses import new_id
 from app.store.revisioned import RevisionedStore
 from app.store.tables import DescriptionRow, DescriptionSetRow, DescriptorScoreRow
 

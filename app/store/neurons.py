@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
+from app.ids import new_id
 from app.methods.neurons.corpora import corpus_hash, validate_corpus_name
 from app.methods.neurons.stats import (
     HISTOGRAM_BINS,
@@ -26,7 +27,6 @@ from app.methods.neurons.stats import (
     IndexState,
     histogram_edges,
 )
-from app.store.analyses import new_id
 from app.store.codec import FAST_LEVEL, pack, unpack
 from app.store.neuron_records import Exemplar, NeuronDetail, NeuronIndexInfo, NeuronPage, NeuronSummary
 from app.store.revisioned import RevisionedStore

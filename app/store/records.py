@@ -12,7 +12,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.store.analyses import new_id
+from app.ids import new_id
 from app.store.db import session_scope
 from app.store.tables import EvaluationRow, JobRow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,11 +9,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import NotFound
-
-
-def _new_id() -> str:
-    """An unguessable, URL-safe id (72 random bits), the format of every stored object's id."""
-    return secrets.token_urlsafe(9)
+from app.ids import new_id
 
 
 @dataclass
@@ -29,7 +24,7 @@ class ProbeSet:
     depth: np.ndarray
     params: dict
     metrics: dict
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
