@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -18,6 +19,24 @@ from app.settings import Settings
 from tests.tiny import tiny_loaded
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--threads",
+        type=int,
+        default=None,
+        help="run torch on N intra-op threads (torch.set_num_threads). Float32 results depend on the "
+        "thread count and the CPU's kernels: run the numeric tests with --threads 1 and 2, and with "
+        "ATEN_CPU_CAPABILITY=default / avx2 in the environment, to see a machine-dependent comparison "
+        "(tests/numerics.py explains the tolerances that hold on any machine)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = config.getoption("--threads")
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
