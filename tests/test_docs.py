@@ -35,8 +35,12 @@ FAMILY_PAGES = {"mixing": "mixing.md", "attribution": "attribution.md", "probe":
 
 def _settings_hook() -> ModuleType:
     """The MkDocs hook that renders the configuration table (a file under docs/, not a package)."""
-    path = DOCS / "hooks" / "settings_table.py"
-    spec = importlib.util.spec_from_file_location("settings_table_hook", path)
+    return _hook("settings_table")
+
+
+def _hook(name: str) -> ModuleType:
+    path = DOCS / "hooks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_hook", path)
     assert spec and spec.loader, path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -91,6 +95,27 @@ def test_configuration_page_is_generated_at_build_time():
     assert rendered.count("\n| `BERTSCOPE_") == len(Settings.model_fields)
     with pytest.raises(ValueError, match="marker"):
         hook.on_page_markdown("# Configuration\n", page=page)
+
+
+def test_cli_reference_is_generated_at_build_time():
+    """Every command and every option of ``bertscope`` is on the CLI page, rendered from click itself."""
+    import click
+
+    from app.cli import main
+
+    hook = _hook("cli_reference")
+    assert hook.MARKER in (DOCS / hook.PAGE).read_text(encoding="utf-8")
+    assert "docs/hooks/cli_reference.py" in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    page = type("Page", (), {"file": type("File", (), {"src_uri": hook.PAGE})()})()
+    rendered = hook.on_page_markdown(f"# CLI\n\n{hook.MARKER}\n", page=page)
+    for path, command in hook._commands(main):
+        assert f"### `bertscope {' '.join(path)}`" in rendered
+        for parameter in command.params:
+            if isinstance(parameter, click.Option):
+                assert f"`{parameter.opts[-1]}`" in rendered, (path, parameter.opts)
+    assert "### `bertscope probe train`" in rendered and "`--topological-epochs`" in rendered
+    with pytest.raises(ValueError, match="marker"):
+        hook.on_page_markdown("# CLI\n", page=page)
 
 
 def test_committed_openapi_schema_is_the_apps(tmp_path):
