@@ -198,18 +198,56 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     data = tmp_path / "sentences.txt"
     data.write_text("a fine film .\nthe plot is thin but the cast is great .\nnot worth the ticket .\n")
     page.goto(server + "/evaluations")
-    page.fill("#eval-data", str(data))
-    page.fill("#eval-limit", "3")
+    page.fill("#eval_mixing-data", str(data))
+    page.fill("#eval_mixing-limit", "3")
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
     page.wait_for_selector("#evaluation-figure .main-svg")
     assert page.locator("#evaluation-table tbody tr").count() == 6
     assert "value_zeroing" in page.inner_text("#evaluation-table")
     screenshot(page, "evaluations")
-    page.fill("#eval-data", str(tmp_path / "missing.tsv"))
+    page.fill("#eval_mixing-data", str(tmp_path / "missing.tsv"))
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='failed']", timeout=60_000)
     assert "does not exist" in page.inner_text("#jobs-table")
+    assert page.errors == []
+
+
+JOB_FORMS = {
+    "/evaluations": ["eval_degradation", "eval_mixing", "fit_head", "load_model"],
+    "/probes": ["train_probes"],
+    "/neurons": ["index_neurons"],
+}
+
+
+@pytest.mark.parametrize("path", list(JOB_FORMS))
+def test_job_forms_have_an_input_for_every_params_field(server, page, path):
+    """Each job's form is generated from its Params schema: one input per field, named after it, with the
+    id ``<kind>-<field>``, the schema's default filled in."""
+    from app.jobs.registry import JOBS
+
+    page.goto(server + path)
+    page.wait_for_selector("form.job-form .field", state="attached")  # forms may start folded
+    forms = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('form.job-form')].map((form) =>"
+        " [form.dataset.kind, { names: [...new Set([...form.querySelectorAll('[name]')].map((n) => n.name))],"
+        " ids: [...form.querySelectorAll('[id]')].map((n) => n.id) }]))"
+    )
+    assert sorted(forms) == sorted(JOB_FORMS[path])
+    for kind, form in forms.items():
+        fields = list(JOBS[kind].Params.model_fields)
+        assert sorted(form["names"]) == sorted(fields), kind
+        assert all(f"{kind}-{name}" in form["ids"] for name in fields), kind
+    if path == "/probes":
+        assert page.input_value("#train_probes-rank") == "128"  # the schema's default
+        assert page.is_checked("#train_probes-topological") and not page.is_checked("#train_probes-control")
+        assert not page.is_visible("#train_probes-seed")  # advanced fields start folded
+    if path == "/evaluations":
+        ticked = page.eval_on_selector_all(
+            "#eval_degradation-methods input:checked", "(boxes) => boxes.map((box) => box.value)"
+        )
+        methods = JOBS["eval_degradation"].Params.model_fields["methods"]
+        assert ticked == methods.get_default(call_default_factory=True)
     assert page.errors == []
 
 
@@ -254,8 +292,8 @@ def test_degradation_job_from_the_page(server, page, tmp_path):
     data = tmp_path / "labelled.tsv"
     data.write_text("sentence\tlabel\nwhat a fine film .\tpositive\na dull and tired plot .\tnegative\n")
     page.goto(server + "/evaluations")
-    page.fill("#deg-data", str(data))
-    page.fill("#deg-limit", "2")
+    page.fill("#eval_degradation-data", str(data))
+    page.fill("#eval_degradation-limit", "2")
     page.uncheck("form[data-kind='eval_degradation'] input[value='lime']")
     page.click("form[data-kind='eval_degradation'] button[type='submit']")
     page.wait_for_function(
@@ -290,10 +328,10 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     train = write_treebank(tmp_path / "train.conllu", count=24)
     dev = _injection_treebank(tmp_path / "dev.conllu")
     page.goto(server + "/probes")
-    page.fill("#probe-treebank", str(train))
-    page.fill("#probe-dev", str(dev))
-    page.fill("#probe-rank", "16")
-    page.fill("#probe-epochs", "3")
+    page.fill("#train_probes-treebank", str(train))
+    page.fill("#train_probes-dev", str(dev))
+    page.fill("#train_probes-rank", "16")
+    page.fill("#train_probes-max_epochs", "3")
     page.uncheck("input[name='topological']")
     page.click("#train-form button[type='submit']")
     page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=180_000)

@@ -22,8 +22,8 @@ def guarded_server(tmp_path_factory):
 
 
 def _start(tab, data) -> None:
-    tab.fill("#eval-data", str(data))
-    tab.fill("#eval-limit", "2")
+    tab.fill("#eval_mixing-data", str(data))
+    tab.fill("#eval_mixing-limit", "2")
     tab.click("#eval-start")
 
 

@@ -13,13 +13,15 @@ from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_services
 from app.errors import NotFound
-from app.jobs.evaluations import ATTRIBUTION_METHODS, DEGRADATION_DEFAULTS, MIXING_METHODS, RANDOM
+from app.jobs.registry import JOBS
 from app.methods import METHODS
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
 templates.env.globals["version"] = __version__
+# page specs keep their key order: forms list a params schema's fields in the order the model declares them
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": False}
 
 NAV = [
     ("/", "Sentence"),
@@ -44,6 +46,12 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 
 def error_page(request: Request, status: int, code: str, message: str) -> HTMLResponse:
     return render(request, "error.html", {"status": status, "code": code, "message": message}, status)
+
+
+def job_forms(*kinds: str) -> dict[str, dict[str, Any]]:
+    """The JSON schema of each job's params, keyed by kind: the page renders each job's form from it
+    (``frontend/src/jobform.js``), as ``GET /api/jobs/kinds`` lists them."""
+    return {kind: JOBS[kind].Params.model_json_schema() for kind in kinds}
 
 
 def _method_choices() -> list[dict[str, Any]]:
@@ -133,7 +141,8 @@ PROBE_EXAMPLES = 6
 def neurons_page(request: Request) -> HTMLResponse:
     """Browse neurons: search descriptors, filter by layer and label, sort, page through 40k neurons."""
     layers = get_services(request).runner.num_layers
-    return render(request, "neurons.html", {"spec": {"page": "neurons", "layers": layers}})
+    spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons")}
+    return render(request, "neurons.html", {"spec": spec})
 
 
 @router.get("/neurons/{layer}/{unit}", response_class=HTMLResponse)
@@ -154,7 +163,8 @@ def probes_page(request: Request) -> HTMLResponse:
     services = get_services(request)
     sets = services.stores.probes.list_for_revision(services.runner.revision)
     examples = services.analyses.treebanks.examples(sets[0], PROBE_EXAMPLES) if sets else []
-    return render(request, "probes.html", {"spec": {"page": "probes", "examples": examples}})
+    spec = {"page": "probes", "examples": examples, "jobs": job_forms("train_probes")}
+    return render(request, "probes.html", {"spec": spec})
 
 
 @router.get("/evaluations", response_class=HTMLResponse)
@@ -164,9 +174,7 @@ def evaluations_page(request: Request) -> HTMLResponse:
     heads = services.stores.heads.list_for_revision(services.runner.revision)
     spec = {
         "page": "evaluations",
-        "methods": [*MIXING_METHODS, RANDOM],
-        "attribution_methods": [*ATTRIBUTION_METHODS, RANDOM],
-        "degradation_defaults": DEGRADATION_DEFAULTS,
+        "jobs": job_forms("eval_degradation", "eval_mixing", "fit_head", "load_model"),
         "heads": [head.describe() for head in heads],
     }
     return render(request, "evaluations.html", {"spec": spec})

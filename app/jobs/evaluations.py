@@ -3,6 +3,8 @@ descriptions against labelled concepts (see app.methods.evaluation)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.jobs.contract import JobContext, JobOutcome
@@ -14,6 +16,12 @@ from app.methods.evaluation.texts import read_labelled, read_texts
 from app.modeling.targets import TargetSpec
 
 MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
+
+
+def choices(names: list[str]) -> dict[str, Any]:
+    """Schema extra of a ``list[str]`` field whose items are ``names``: the page's form offers exactly those
+    (the field's validator still checks them, with an error that lists the valid ones)."""
+    return {"items": {"type": "string", "enum": list(names)}}
 
 
 def known_names(names: list[str], valid: list[str], kind: str) -> list[str]:
@@ -28,20 +36,27 @@ class EvalMixingParams(BaseModel):
     """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(description="Path of a TSV/CSV/JSONL/text file on the server.")
-    column: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
-    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N texts.")
+    data: str = Field(title="Data file", description="Path of a TSV/CSV/JSONL/text file on the server.")
+    column: str | None = Field(
+        None, title="Text column", description="Text column (default: sentence, text, or the first)."
+    )
+    limit: int | None = Field(
+        None, ge=1, le=100_000, title="Sentences", description="Use only the first N texts."
+    )
     methods: list[str] = Field(
-        default_factory=lambda: [*MIXING_METHODS, RANDOM],
+        [*MIXING_METHODS, RANDOM],
         min_length=1,
         description="Mixing methods to evaluate; random is the control.",
+        json_schema_extra=choices([*MIXING_METHODS, RANDOM]),
     )
     row: Row = Field(
         "auto",
         description="Mixing row compared with blank-out (auto: [CLS], or [MASK] for masked-token targets).",
     )
     target: TargetSpec | None = Field(
-        None, description="What to explain (default: the model's natural target)."
+        None,
+        description="What to explain (default: the model's natural target).",
+        json_schema_extra={"widget": "target", "advanced": True},
     )
 
     @field_validator("methods")
@@ -76,24 +91,43 @@ class EvalDegradationParams(BaseModel):
     """Degradation test of attribution methods (see app.methods.evaluation.degradation)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(description="TSV/CSV (header) or JSONL file on the server.")
-    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
-    label_col: str | None = Field("label", description="Gold label column; null = explain the prediction.")
-    limit: int | None = Field(None, ge=1, le=100_000, description="Use only the first N rows.")
+    data: str = Field(title="Data file", description="TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(
+        None, title="Text column", description="Text column (default: sentence, text, or the first)."
+    )
+    label_col: str | None = Field(
+        "label", title="Label column", description="Gold label column; null = explain the prediction."
+    )
+    limit: int | None = Field(
+        None, ge=1, le=100_000, title="Examples", description="Use only the first N rows."
+    )
     methods: list[str] = Field(
-        default_factory=lambda: list(DEGRADATION_DEFAULTS),
+        list(DEGRADATION_DEFAULTS),
         min_length=1,
         description="Attribution methods to test; random is the control.",
+        json_schema_extra=choices([*ATTRIBUTION_METHODS, RANDOM]),
     )
-    mode: Mode = Field("delete", description="Remove tokens (delete) or replace them by [MASK] (mask).")
+    mode: Mode = Field(
+        "delete", title="Removal", description="Remove tokens (delete) or replace them by [MASK] (mask)."
+    )
     order: Order = Field("most", description="Remove the most or the least important tokens first.")
     target: TargetSpec | None = Field(
-        None, description='e.g. a fitted head: {"kind": "head", "head": "sst2"}.'
+        None,
+        description='e.g. a fitted head: {"kind": "head", "head": "sst2"}.',
+        json_schema_extra={"widget": "target", "fitted_heads": True},
     )
     method_params: dict[str, dict] = Field(
-        default_factory=dict, description='Params per method, e.g. {"lime": {"samples": 500}}.'
+        default_factory=dict,
+        description='Params per method, e.g. {"lime": {"samples": 500}}.',
+        json_schema_extra={"widget": "json", "advanced": True},
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**31 - 1,
+        description="Random seed (the same seed gives the same result).",
+        json_schema_extra={"advanced": True},
+    )
 
     @field_validator("methods")
     @classmethod
@@ -152,7 +186,10 @@ class EvalNeuronsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     datasets: list[LabelledDataSpec] = Field(
-        min_length=1, max_length=MAX_CORPORA, description="Labelled datasets whose labels are the concepts."
+        min_length=1,
+        max_length=MAX_CORPORA,
+        description="Labelled datasets whose labels are the concepts.",
+        json_schema_extra={"widget": "json"},
     )
     exemplars: int = Field(50, ge=1, le=1000, description="Top sentences per neuron.")
     top: int = Field(2, ge=1, le=20, description="k of precision@k and recall@k.")

@@ -15,15 +15,27 @@ class FitHeadParams(BaseModel):
     """Fit a logistic-regression head on frozen pooled embeddings (see app.modeling.heads)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(description="Labelled TSV/CSV (header) or JSONL file on the server.")
-    text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
-    label_col: str = Field("label", description="Label column.")
-    dev: str | None = Field(None, description="Held-out file of the same format (default: a 20% split).")
+    data: str = Field(title="Data file", description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    text_col: str | None = Field(
+        None, title="Text column", description="Text column (default: sentence, text, or the first)."
+    )
+    label_col: str = Field("label", title="Label column", description="Label column.")
+    dev: str | None = Field(
+        None, title="Dev file", description="Held-out file of the same format (default: a 20% split)."
+    )
     name: str | None = Field(
         None, max_length=200, description="Name to select the head by (default: file stem)."
     )
-    limit: int | None = Field(None, ge=10, le=1_000_000, description="Use only the first N rows.")
-    regularisation: float = Field(10.0, gt=0, le=1e6, description="Inverse regularisation strength C.")
+    limit: int | None = Field(
+        None, ge=10, le=1_000_000, title="Rows", description="Use only the first N rows."
+    )
+    regularisation: float = Field(
+        10.0,
+        gt=0,
+        le=1e6,
+        description="Inverse regularisation strength C.",
+        json_schema_extra={"advanced": True},
+    )
 
 
 def run_fit_head(context: JobContext, params: FitHeadParams) -> JobOutcome:

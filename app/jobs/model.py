@@ -27,7 +27,9 @@ class LoadModelParams(BaseModel):
         description="'embedded', a local checkpoint directory or a hub id.",
     )
     device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="Default: the server's setting.")
-    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(None, description="Default: the setting.")
+    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        None, title="Precision", description="Default: the server's setting (float16 and bfloat16 on GPU)."
+    )
 
 
 def run_load_model(context: JobContext, params: LoadModelParams) -> JobOutcome:

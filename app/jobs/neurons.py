@@ -53,16 +53,47 @@ class IndexNeuronsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     corpora: list[CorpusSpec] = Field(
-        min_length=1, max_length=MAX_CORPORA, description="Corpora to index, each under its name."
+        min_length=1,
+        max_length=MAX_CORPORA,
+        description="Corpora to index, each under its name.",
+        json_schema_extra={"widget": "corpora"},
     )
-    k: int | None = Field(None, ge=1, le=1000, description="Exemplars per neuron (default from settings).")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        title="Exemplars per neuron",
+        description="Exemplars per neuron (default from settings).",
+    )
     batch_size: int | None = Field(
-        None, ge=1, le=4096, description="Sentences per forward pass (default from settings)."
+        None,
+        ge=1,
+        le=4096,
+        description="Sentences per forward pass (default from settings).",
+        json_schema_extra={"advanced": True},
     )
-    max_tokens: int | None = Field(None, ge=3, le=4096, description="Truncate sentences to this many tokens.")
+    max_tokens: int | None = Field(
+        None,
+        ge=3,
+        le=4096,
+        description="Truncate sentences to this many tokens.",
+        json_schema_extra={"advanced": True},
+    )
     describe: bool = Field(True, description="Describe the neurons over all indexed corpora afterwards.")
-    directions: int = Field(DEFAULT_DIRECTIONS, ge=0, le=10_000, description="Random directions (control).")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
+    directions: int = Field(
+        DEFAULT_DIRECTIONS,
+        ge=0,
+        le=10_000,
+        description="Random directions (control).",
+        json_schema_extra={"advanced": True},
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**31 - 1,
+        description="Random seed (the same seed gives the same result).",
+        json_schema_extra={"advanced": True},
+    )
 
 
 class DescribeNeuronsParams(BaseModel):

@@ -20,23 +20,37 @@ class TrainProbesParams(BaseModel):
     """Structural probes of every layer (Hewitt & Manning 2019), tree topological curves (Li et al. 2023)."""
 
     model_config = ConfigDict(extra="forbid")
-    treebank: str = Field(description="CoNLL-U training treebank on the server.")
-    dev: str = Field(description="CoNLL-U dev treebank (early stopping and the reported metrics).")
+    treebank: str = Field(title="Training treebank", description="CoNLL-U training treebank on the server.")
+    dev: str = Field(
+        title="Dev treebank", description="CoNLL-U dev treebank (early stopping and the reported metrics)."
+    )
     layers: list[int] | None = Field(None, description="Layers (0 = embeddings); default all.")
     rank: int = Field(DEFAULT_RANK, ge=1, le=4096, description="Rank of the probe maps.")
     max_epochs: int = Field(MAX_EPOCHS, ge=1, le=200, description="Most epochs of structural probe training.")
     limit: int | None = Field(
-        None, ge=10, le=1_000_000, description="Use only the first N training sentences."
+        None, ge=10, le=1_000_000, title="Sentences", description="Use only the first N training sentences."
     )
     topological: bool = Field(
-        True, description="Also train SP/SSP/ESSP depth probes (tree topological probe)."
+        True,
+        title="Tree topological curves",
+        description="Also train SP/SSP/ESSP depth probes (tree topological probe).",
     )
     topological_epochs: int = Field(
-        TTP_EPOCHS, ge=1, le=100, description="Epochs of each tree topological depth probe."
+        TTP_EPOCHS,
+        ge=1,
+        le=100,
+        description="Epochs of each tree topological depth probe.",
+        json_schema_extra={"advanced": True},
     )
     control: bool = Field(False, description="Also train on a randomly initialised copy of the model.")
     name: str | None = Field(None, max_length=200, description="Name to select the probe set by.")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**31 - 1,
+        description="Random seed (the same seed gives the same result).",
+        json_schema_extra={"advanced": True},
+    )
 
 
 def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutcome:

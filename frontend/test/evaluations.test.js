@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { afterJob, exampleCount, formParams } from "../src/pages/evaluations.js";
-
-test("formParams collects repeated methods, types numbers, builds a head target, drops empty fields", () => {
-  const entries = [["data", "x.tsv"], ["limit", "50"], ["methods", "iba"], ["methods", "lime"], ["text_col", ""], ["target_head", "abc"]];
-  assert.deepEqual(formParams(entries, ["limit"]), { data: "x.tsv", limit: 50, methods: ["iba", "lime"], target: { kind: "head", head: "abc" } });
-});
+import { afterJob, exampleCount } from "../src/pages/evaluations.js";
 
 test("a settled job opens its evaluation, reloads after a model swap, and is otherwise ignored", () => {
   const job = (kind, status = "done", result_id = "r1") => ({ kind, status, result_id });

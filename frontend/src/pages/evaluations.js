@@ -1,21 +1,11 @@
-// The Evaluations page: start jobs from forms, follow progress, cancel, plot and tabulate stored results.
+// The Evaluations page: start jobs from forms generated from their params schemas (jobform.js), follow progress,
+// cancel, plot and tabulate stored results.
 
 import { getJSON } from "../api.js";
 import { el } from "../dom.js";
+import { setupJobForms } from "../jobform.js";
 import { jobBoard } from "../jobs.js";
 import { draw } from "../plot.js";
-
-/** Job params from a form's raw entries: lists for repeated names, numbers typed, empty fields left out. */
-export function formParams(entries, numeric = []) {
-  const params = {};
-  for (const [name, value] of entries) {
-    if (value === "" || value === null || value === undefined) continue;
-    if (name === "methods") (params.methods = params.methods || []).push(value);
-    else if (name === "target_head") params.target = { kind: "head", head: value };
-    else params[name] = numeric.includes(name) ? Number(value) : value;
-  }
-  return params;
-}
 
 async function showEvaluation(id) {
   const evaluation = await getJSON(`/api/evaluations/${encodeURIComponent(id)}`);
@@ -57,7 +47,7 @@ export function afterJob(job) {
   return null;
 }
 
-export function setupEvaluations() {
+export function setupEvaluations(spec) {
   const errorBox = document.getElementById("eval-error");
   const select = document.getElementById("evaluation-select");
   const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
@@ -70,17 +60,7 @@ export function setupEvaluations() {
     },
     onError: (error) => showError(error.message),
   });
-  for (const form of document.querySelectorAll("form.job-form")) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      showError("");
-      try {
-        await board.start(form.dataset.kind, formParams(new FormData(form).entries(), ["limit"]));
-      } catch (error) {
-        showError(error.message);
-      }
-    });
-  }
+  setupJobForms(document, spec.jobs, { context: { heads: spec.heads }, submit: (kind, params) => board.start(kind, params), onError: showError });
   select.addEventListener("change", () => showEvaluation(select.value).catch((error) => showError(error.message)));
   board.load().then(() => loadEvaluations(select)).catch((error) => showError(error.message));
 }

@@ -3,23 +3,11 @@
 
 import { getJSON } from "../api.js";
 import { el, labelBadge } from "../dom.js";
+import { setupJobForms } from "../jobform.js";
 import { jobBoard } from "../jobs.js";
 import { PAGE, browserColumns, browserStateFromQuery, browserStateToQuery, directionsText, fmt, illusionSentence, percent } from "../neuronview.js";
 
 const LABELS = ["consistent", "inconsistent", "corpus-specific", "undescribed"];
-
-/** index_neurons params from "NAME=PATH" lines. */
-export function corpusSpecs(text) {
-  return text
-    .split("\n")
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .map((line) => {
-      const cut = line.indexOf("=");
-      if (cut <= 0) throw new Error(`"${line}" is not NAME=PATH`);
-      return { name: line.slice(0, cut).trim(), path: line.slice(cut + 1).trim() };
-    });
-}
 
 function bestDescriptors(item) {
   const seen = new Set();
@@ -143,11 +131,11 @@ export function setupNeuronBrowser(spec) {
   for (const select of form.querySelectorAll("select")) select.addEventListener("change", () => { offset = 0; load(); });
   document.getElementById("prev-page").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
   document.getElementById("next-page").addEventListener("click", () => { offset += PAGE; load(); });
-  setupIndexJobs(load, showError);
+  setupIndexJobs(spec.jobs, load, showError);
   load();
 }
 
-function setupIndexJobs(reload, showError) {
+function setupIndexJobs(schemas, reload, showError) {
   const board = jobBoard({
     tbody: document.querySelector("#jobs-table tbody"),
     kinds: ["index_neurons", "describe_neurons"],
@@ -155,16 +143,6 @@ function setupIndexJobs(reload, showError) {
     onSettled: () => reload(),
     onError: (error) => showError(error.message),
   });
-  document.getElementById("index-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = new FormData(event.target);
-    try {
-      const params = { corpora: corpusSpecs(data.get("corpora")), describe: true };
-      if (data.get("k")) params.k = Number(data.get("k"));
-      await board.start("index_neurons", params);
-    } catch (error) {
-      showError(error.message);
-    }
-  });
+  setupJobForms(document, schemas, { submit: (kind, params) => board.start(kind, params), onError: showError });
   board.load().catch((error) => showError(error.message));
 }

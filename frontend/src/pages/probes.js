@@ -2,22 +2,9 @@
 
 import { getJSON, postAnalysis } from "../api.js";
 import { el } from "../dom.js";
+import { setupJobForms } from "../jobform.js";
 import { jobBoard } from "../jobs.js";
 import { draw } from "../plot.js";
-
-const NUMERIC = ["rank", "max_epochs", "limit", "topological_epochs", "seed"];
-
-/** train_probes params from the form's entries: numbers typed, layers parsed, checkboxes as booleans. */
-export function probeParams(entries) {
-  const params = { topological: false, control: false };
-  for (const [name, value] of entries) {
-    if (value === "" || value === null || value === undefined) continue;
-    if (name === "layers") params.layers = String(value).split(",").map((part) => part.trim()).filter(Boolean).map(Number);
-    else if (name === "topological" || name === "control") params[name] = true;
-    else params[name] = NUMERIC.includes(name) ? Number(value) : value;
-  }
-  return params;
-}
 
 async function showProbeSet(id) {
   const view = await getJSON(`/api/probes/${encodeURIComponent(id)}/figure`);
@@ -67,7 +54,7 @@ function setupTreeForm(select, showError) {
   });
 }
 
-export function setupProbes() {
+export function setupProbes(spec) {
   const errorBox = document.getElementById("probe-error");
   const select = document.getElementById("probe-select");
   const showError = (message) => { errorBox.textContent = message; errorBox.hidden = !message; };
@@ -79,15 +66,7 @@ export function setupProbes() {
     },
     onError: (error) => showError(error.message),
   });
-  document.getElementById("train-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    showError("");
-    try {
-      await board.start("train_probes", probeParams(new FormData(event.target).entries()));
-    } catch (error) {
-      showError(error.message);
-    }
-  });
+  setupJobForms(document, spec.jobs, { submit: (kind, params) => board.start(kind, params), onError: showError });
   select.addEventListener("change", () => showProbeSet(select.value).catch((error) => showError(error.message)));
   setupTreeForm(select, showError);
   board.load().then(() => loadProbeSets(select)).catch((error) => showError(error.message));
