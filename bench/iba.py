@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from app.methods.attribution.iba import SAMPLE_CORPUS, IbaParams, InformationBottleneck, default_layer
+from app.data import SAMPLE_CORPUS
+from app.methods.attribution.iba import IbaParams, InformationBottleneck, default_layer
 from app.methods.evaluation.texts import read_texts
 from app.modeling.encoding import encode
 from app.modeling.loading import EMBEDDED, load_model

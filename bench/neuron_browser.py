@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from app.methods.neurons.corpora import SAMPLE_CORPUS
+from app.data import SAMPLE_CORPUS
 from app.modeling.loading import embedded_model_path
 from bench.load import start_server
 from bench.report import Table, write_report

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
+from app.data import SAMPLE_CORPUS
 from app.jobs.neurons import index_corpus
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS,
-    SAMPLE_CORPUS,
     plan_batches,
     read_corpus,
 )

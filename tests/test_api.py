@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from app.data import shipped_data
+
 SENTENCE = "the cat sat on the mat ."
 
 
@@ -178,6 +180,9 @@ def test_pages_render(client):
         assert client.get(path).status_code == 200, path
     about = client.get("/about").text
     assert 'id="method-attention"' in about
+    # every shipped data file is listed with its source and licence
+    for item in shipped_data():
+        assert f'id="shipped-{item.file}"' in about and item.licence in about
     plotly = client.get("/vendor/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     assert client.get("/static/js/app.js").status_code == 200

@@ -20,17 +20,19 @@ APP = ROOT / "app"
 # api/cli/main -> services -> jobs -> methods -> modeling; store and figures beside
 ALLOWED = {
     "errors": set(),
+    "data": set(),
     "settings": {"errors"},
     "ids": set(),
-    "modeling": {"errors", "settings", "ids"},
-    "methods": {"errors", "modeling", "ids"},
+    "modeling": {"errors", "settings", "ids", "data"},
+    "methods": {"errors", "modeling", "ids", "data"},
     "figures": {"errors"},
     "store": {"errors", "settings", "ids", "modeling", "methods"},
-    "jobs": {"errors", "settings", "modeling", "methods", "store"},
-    "services": {"errors", "settings", "modeling", "methods", "store", "figures", "jobs"},
-    "api": {"app", "errors", "settings", "methods", "store", "figures", "jobs", "services"},
+    "jobs": {"errors", "settings", "data", "modeling", "methods", "store"},
+    "services": {"errors", "settings", "data", "modeling", "methods", "store", "figures", "jobs"},
+    "api": {"app", "errors", "settings", "data", "methods", "store", "figures", "jobs", "services"},
     "cli": {
         "app",
+        "data",
         "errors",
         "settings",
         "modeling",
@@ -41,7 +43,7 @@ ALLOWED = {
         "services",
         "main",
     },
-    "main": {"app", "errors", "settings", "modeling", "store", "jobs", "services", "api"},
+    "main": {"app", "errors", "settings", "data", "modeling", "store", "jobs", "services", "api"},
     "app": set(),
 }
 

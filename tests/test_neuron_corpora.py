@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from app.data import SAMPLE_CORPUS
 from app.errors import InvalidInput
 from app.methods.neurons.corpora import (
-    SAMPLE_CORPUS,
     corpus_hash,
     parse_corpus_spec,
     read_corpus,

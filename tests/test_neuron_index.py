@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from app.data import SAMPLE_CORPUS
 from app.errors import InvalidInput
-from app.methods.neurons.corpora import SAMPLE_CORPUS, plan_batches, read_corpus
+from app.methods.neurons.corpora import plan_batches, read_corpus
 from app.methods.neurons.index import (
     build_state,
     ffn_modules,

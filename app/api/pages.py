@@ -12,6 +12,7 @@ from app import __version__
 from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_services
+from app.data import shipped_data
 from app.errors import NotFound
 from app.jobs.registry import JOBS
 from app.methods import METHODS
@@ -130,7 +131,11 @@ def compare_page(ids: str, request: Request) -> HTMLResponse:
 @router.get("/about", response_class=HTMLResponse)
 def about_page(request: Request) -> HTMLResponse:
     services = get_services(request)
-    context = {"methods": _method_choices(), "targets": services.analyses.targets()}
+    context = {
+        "methods": _method_choices(),
+        "targets": services.analyses.targets(),
+        "shipped": shipped_data(),
+    }
     return render(request, "about.html", context)
 
 

@@ -7,12 +7,12 @@ from functools import partial
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.data import SAMPLE_CORPUS
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
-    SAMPLE_CORPUS,
     read_corpus,
     resolve_max_tokens,
     validate_corpus_name,

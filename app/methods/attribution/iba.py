@@ -24,7 +24,6 @@ Output: ``scores`` [token]; with ``sweep`` also ``layers`` [layer, token] (one o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from app.data import SAMPLE_CORPUS
 from app.errors import InvalidInput
 from app.methods.attribution.common import AttributionMethod
 from app.modeling.encoding import Encoded
@@ -40,7 +40,6 @@ from app.modeling.targets import BoundTarget
 
 SENTENCE_SIGMA = 1e-5**0.5  # the published estimator's std after a single sample (sqrt of its eps)
 DATASET_MIN_SIGMA = 0.01
-SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_corpus.txt"
 
 
 class IbaParams(BaseModel):

@@ -25,7 +25,6 @@ from app.methods.evaluation.texts import read_texts
 from app.methods.neurons.topk import MAX_POSITIONS
 from app.modeling.loading import LoadedModel
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample_corpus.txt"
 MAX_CORPUS_NAME_CHARS = 64
 CORPUS_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CORPUS_NAME_CHARS}}}")
 CONLLU_SUFFIX = ".conllu"
