@@ -77,6 +77,43 @@ class StoreUnavailable(BertscopeError):
     status = 503
 
 
+class DatasetInvalid(InvalidInput):
+    """A data file cannot be used: the message names the file, and the line and column where there is one."""
+
+    code = "dataset_invalid"
+    status = 422
+
+    def __init__(
+        self,
+        filename: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        byte: int | None = None,
+    ) -> None:
+        where = [filename]
+        where += [f"line {line}"] if line is not None else []
+        where += [f"column {column!r}"] if column is not None else []
+        where += [f"byte {byte}"] if byte is not None else []
+        super().__init__(f"{', '.join(where)}: {problem}")
+        self.filename, self.problem = filename, problem
+        self.line, self.column, self.byte = line, column, byte
+
+
+class DatasetTooLarge(BertscopeError):
+    """A data file is over a configured limit (rows, bytes); the message names the limit and its setting."""
+
+    code = "dataset_too_large"
+    status = 413
+
+    def __init__(self, filename: str, limit: int, unit: str, setting: str) -> None:
+        super().__init__(
+            f"{filename} has more than {limit} {unit}: the limit is {limit} {unit}, set by {setting}."
+        )
+        self.filename, self.limit, self.unit, self.setting = filename, limit, unit, setting
+
+
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """One readable line per problem: ``params.steps: Input should be a valid integer``."""
     parts = []

@@ -99,7 +99,7 @@ def read_corpus(path: str | Path, column: str | None = None, limit: int | None =
         raise InvalidInput(f"Corpus file {str(path)!r} does not exist.")
     if column is not None:
         raise InvalidInput(f"{file.name} is CoNLL-U: it has no named columns; leave the column unset.")
-    sentences = _conllu_sentences(file.read_text(encoding="utf-8"))
+    sentences = _conllu_sentences(file.read_text(encoding="utf-8-sig"))
     if not sentences:
         raise InvalidInput(f"Corpus file {str(path)!r} holds no sentences.")
     return sentences[:limit] if limit else sentences

@@ -50,7 +50,7 @@ def read_conllu(path: str | Path, limit: int | None = None) -> list[TreeSentence
         raise InvalidInput(f"Treebank {str(path)!r} does not exist (expected a CoNLL-U file).")
     sentences: list[TreeSentence] = []
     block: list[str] = []
-    for line in [*file.read_text(encoding="utf-8").splitlines(), ""]:
+    for line in [*file.read_text(encoding="utf-8-sig").splitlines(), ""]:
         if line.strip():
             block.append(line)
             continue
