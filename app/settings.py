@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     neuron_batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass when indexing.")
     index_sample_on_start: bool = Field(
         True,
-        description="On first serve, index and describe the shipped sample corpus in the background when the "
-        "loaded model has no neuron index.",
+        description="On first serve, index and describe the two shipped corpora (sample, wikipedia) together "
+        "in the background when the loaded model has no neuron index.",
     )
     describer_url: str | None = Field(
         None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -368,15 +369,36 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
 
 @pytest.fixture(scope="module")
 def indexing_server(tmp_path_factory):
-    """A fresh server that indexes and describes the shipped sample corpus on its own, as on first serve."""
+    """A fresh server that indexes and describes the two shipped corpora on its own, as on first serve."""
     with running_server(sqlite_url(tmp_path_factory.mktemp("neurons")), index_sample=True) as base:
         yield base
 
 
+def _assert_cross_corpus_summary(page) -> None:
+    """The default run describes two corpora: per row (neurons, random directions) the consistent,
+    inconsistent, corpus-specific and undescribed shares are numbers that add up to 100 %, and the mean
+    consistency is a number."""
+    heads = page.eval_on_selector_all("#illusion-table thead th", "(ths) => ths.map((th) => th.textContent)")
+    assert "described on sample" in heads and "described on wikipedia" in heads
+    labels = [heads.index(name) for name in ("consistent", "inconsistent", "corpus-specific", "undescribed")]
+    rows = page.eval_on_selector_all(
+        "#illusion-table tbody tr", "(trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent))"
+    )
+    assert len(rows) == 2
+    for cells in rows:
+        shares = [float(cells[i].removesuffix(" %")) for i in labels]
+        assert abs(sum(shares) - 100.0) < 0.5, cells  # each share rounded to 0.1 %
+        assert shares[0] + shares[1] > 0, cells  # some units described on both corpora
+        assert 0.0 <= float(cells[heads.index("mean consistency")]) <= 1.0, cells  # not "–"
+    sentence = page.inner_text("#illusion-sentence")
+    assert sentence.startswith("Neurons:") and "random directions" in sentence and "Only" not in sentence
+
+
 def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.goto(indexing_server + "/neurons")
-    page.wait_for_selector("#illusion-table", timeout=300_000)  # filled in once the sample is described
+    page.wait_for_selector("#illusion-table", timeout=600_000)  # filled in once both corpora are described
     assert "random directions" in page.inner_text("#illusion-table")
+    _assert_cross_corpus_summary(page)
     page.wait_for_selector("#neuron-table tbody tr")
     assert page.locator("#neuron-table tbody tr").count() == 50
     assert "of 9216 neurons" in page.inner_text("#neuron-status")
@@ -399,8 +421,10 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_url("**/neurons/*/*")
     page.wait_for_selector(".corpus-column .exemplars li .tok.top")
     page.wait_for_selector(".corpus-column .main-svg")
-    assert "sample" in page.inner_text(".corpus-column >> nth=0 >> h2")  # the described corpus comes first
-    assert "significance" in page.inner_text(".corpus-column >> nth=0 >> table.descriptors caption")
+    columns = page.eval_on_selector_all(".corpus-column", "(cs) => cs.map((c) => c.dataset.corpus)")
+    assert columns == ["sample", "wikipedia"]  # the described corpora, in the run's order
+    # the top neuron has a significant descriptor on at least one of the two corpora
+    assert "significance" in page.inner_text(".corpus-column table.descriptors caption >> nth=0")
     screenshot(page, "neuron")
     page.goto(indexing_server + "/")
     page.fill("#text", "The council voted on Tuesday to open 3 new libraries.")
@@ -426,7 +450,7 @@ def _wait_status(page, prefix: str) -> None:
 
 def test_neuron_browser_columns_and_url_state(indexing_server, page):
     page.goto(indexing_server + "/neurons")
-    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#illusion-table", timeout=600_000)
     page.wait_for_selector("#neuron-table tbody tr")
     assert "max" not in _column_keys(page) and "match" not in _column_keys(page)  # described view
     assert page.locator("#illusion-table th", has_text="mean consistency").count() == 1
@@ -455,7 +479,7 @@ def test_neuron_browser_columns_and_url_state(indexing_server, page):
 
 def test_neuron_browser_search_shows_the_match(indexing_server, page):
     page.goto(indexing_server + "/neurons")
-    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#illusion-table", timeout=600_000)
     page.wait_for_selector("#neuron-table tbody tr td[data-column='best descriptors']")
     cell = page.inner_text("#neuron-table tbody tr >> nth=0 >> td[data-column='best descriptors']")
     descriptor = cell.split(",")[0].strip()
@@ -470,7 +494,7 @@ def test_neuron_browser_search_shows_the_match(indexing_server, page):
         "#neuron-table tbody td[data-column='match']", "(cells) => cells.map((c) => c.textContent)"
     )
     assert matches and all(descriptor.lower() in text.lower() for text in matches), matches[:3]
-    assert all(" on sample" in text for text in matches), matches[:3]  # score and corpus shown
+    assert all(re.search(r" on (sample|wikipedia)$", text) for text in matches), matches[:3]  # score, corpus
     assert page.errors == []
 
 
@@ -482,7 +506,7 @@ OVERFLOWING_ROWS = """() => [...document.querySelectorAll('.corpus-column .exemp
 def test_neuron_page_exemplars_wrap_inside_their_column(indexing_server, page, width):
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(indexing_server + "/neurons")
-    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#illusion-table", timeout=600_000)
     page.wait_for_selector("#neuron-table tbody tr a")
     page.click("#neuron-table tbody tr >> nth=0 >> a")
     page.wait_for_selector(".corpus-column .exemplars li .tok.top")
@@ -508,7 +532,7 @@ def test_corpus_outside_the_description_run(indexing_server, page, tmp_path):
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("The cat sat on the mat.\nPrices rose by 3 percent on Monday.\nShe scored twice.\n")
     page.goto(indexing_server + "/neurons")
-    page.wait_for_selector("#illusion-table", timeout=300_000)
+    page.wait_for_selector("#illusion-table", timeout=600_000)
     params = {"corpora": [{"name": "tiny", "path": str(corpus)}], "describe": False}
     answer = page.request.post(
         indexing_server + "/api/jobs", data={"kind": "index_neurons", "params": params}
@@ -522,7 +546,7 @@ def test_corpus_outside_the_description_run(indexing_server, page, tmp_path):
     page.goto(indexing_server + "/neurons/2/7")
     page.wait_for_selector(".corpus-column[data-corpus='tiny'] .exemplars li")
     columns = page.eval_on_selector_all(".corpus-column", "(cs) => cs.map((c) => c.dataset.corpus)")
-    assert columns == ["sample", "tiny"]  # the described corpus first
+    assert columns == ["sample", "wikipedia", "tiny"]  # the described corpora first
     tiny = page.inner_text(".corpus-column[data-corpus='tiny']")
     assert "Not part of the latest description run" in tiny and "stability not computed" in tiny
     assert "No significant descriptor" not in tiny

@@ -131,8 +131,9 @@ def test_failed_connection_is_not_retried_at_once(tmp_path):
 
 
 def test_start_up_work_runs_at_the_first_successful_connection(tmp_path, tiny_bert):
-    """Jobs a dead process left running are marked failed, and the sample corpus index job is started,
-    when the database first answers (not at start, when it was away)."""
+    """Jobs a dead process left running are marked failed, and the default neuron index job (the shipped
+    sample and Wikipedia corpora) is started, when the database first answers (not at start, when it was
+    away)."""
     folder = tmp_path / "data"
     url = f"sqlite:///{folder / 'store.db'}"
     engine = make_engine(url)

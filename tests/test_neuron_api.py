@@ -133,19 +133,52 @@ def test_corpora_outside_the_description_run_are_marked(client, tmp_path):
         assert "tokens" not in exemplar and exemplar["token"] == tokens[exemplar["position"]]
 
 
-def test_first_serve_indexes_the_sample_corpus(tmp_path, tiny_bert):
+def test_first_serve_indexes_and_describes_the_two_shipped_corpora(tmp_path, tiny_bert):
+    """The whole default run (no limit: a smaller slice leaves the tiny model's random directions with no unit
+    described on both corpora, so nothing to check); about half a minute with the tiny model."""
     app = create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         jobs = client.get("/api/jobs").json()
         assert [job["kind"] for job in jobs] == ["index_neurons"]
+        assert [c["name"] for c in jobs[0]["params"]["corpora"]] == ["sample", "wikipedia"]
         done = wait_for_job(client, jobs[0]["id"], timeout=300)
         assert done["status"] == "done", done
-        assert client.get("/api/neurons").json()["indexes"][0]["corpus"] == "sample"
+        page = client.get("/api/neurons/summary").json()
+        assert sorted(index["corpus"] for index in page["indexes"]) == ["sample", "wikipedia"]
+        assert all(index["status"] == "done" for index in page["indexes"])
+        summary = page["description"]["summary"]
+        assert summary["corpora"] == ["sample", "wikipedia"]
+        for name in ("neurons", "random_directions"):
+            _assert_cross_corpus_figures(client, summary, name)
     with TestClient(
         create_app(make_settings(tmp_path, index_sample_on_start=True), tiny_bert),
         base_url="http://127.0.0.1",
     ) as again:
         assert len(again.get("/api/jobs").json()) == 1  # not started twice
+
+
+CROSS_CORPUS = ("consistent", "inconsistent", "corpus-specific")
+
+
+def _assert_cross_corpus_figures(client, summary: dict, group_name: str) -> None:
+    """Two corpora give the illusion check its figures: no unit is "single corpus", the labels' counts add up
+    to the units, some unit is compared across corpora (a consistency exists), and for the neurons each
+    label's share is the count the browser lists under that label."""
+    group = summary[group_name]
+    units = group["units"]
+    assert units > 0 and set(group["per_corpus"]) == {"sample", "wikipedia"}
+    assert "single corpus" not in group["labels"]
+    assert set(group["labels"]) <= {*CROSS_CORPUS, "undescribed"}
+    counts = {label: round(share * units) for label, share in group["labels"].items()}
+    assert all(abs(counts[label] - share * units) < 1e-6 for label, share in group["labels"].items())
+    assert sum(counts.values()) == units
+    assert sum(counts.get(label, 0) for label in CROSS_CORPUS) > 0
+    assert counts.get("consistent", 0) + counts.get("inconsistent", 0) > 0  # described on both corpora
+    assert 0.0 <= group["mean_consistency"] <= 1.0
+    if group_name == "neurons":
+        for label in (*CROSS_CORPUS, "undescribed", "single corpus"):
+            listed = client.get("/api/neurons", params={"label": label, "limit": 1}).json()["total"]
+            assert listed == counts.get(label, 0), label
 
 
 def test_cli_index_describe_list(tmp_path):

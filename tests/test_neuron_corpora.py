@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from app.data import SAMPLE_CORPUS
+from app.data import SAMPLE_CORPUS, WIKIPEDIA_SAMPLE
 from app.errors import InvalidInput
 from app.methods.neurons.corpora import (
     corpus_hash,
     parse_corpus_spec,
     read_corpus,
 )
+from tests.conftest import SHARED_DATA
 
 CONLLU = """# sent_id = a-1
 # text = The otters can't swim today.
@@ -118,6 +119,22 @@ def test_bad_corpus_specs_are_refused(spec, message):
 def test_sample_corpus_ships_with_the_package():
     assert SAMPLE_CORPUS.is_file()
     assert len(read_corpus(SAMPLE_CORPUS)) == 405
+
+
+SHARED_WIKIPEDIA = SHARED_DATA / "corpora" / "wikipedia_wikitext2.txt"
+
+
+def test_wikipedia_sample_ships_with_its_source_record():
+    sentences = read_corpus(WIKIPEDIA_SAMPLE)
+    assert len(sentences) == 500 and len(set(sentences)) == 500
+    record = json.loads(WIKIPEDIA_SAMPLE.with_name(WIKIPEDIA_SAMPLE.name + ".source.json").read_text())
+    assert "Merity" in record["source"] and "CC BY-SA" in record["licence"]
+
+
+@pytest.mark.skipif(not SHARED_WIKIPEDIA.is_file(), reason="shared WikiText-2 corpus not present")
+def test_wikipedia_sample_is_every_tenth_line_of_the_shared_file():
+    lines = SHARED_WIKIPEDIA.read_text(encoding="utf-8").splitlines()
+    assert WIKIPEDIA_SAMPLE.read_text(encoding="utf-8").splitlines() == lines[::10]  # as its record says
 
 
 def test_corpus_hash_depends_on_content_and_order():

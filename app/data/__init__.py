@@ -12,6 +12,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent
 SAMPLE_CORPUS = DATA_DIR / "sample_corpus.txt"
+WIKIPEDIA_SAMPLE = DATA_DIR / "wikipedia_sample.txt"
 SOURCE_SUFFIX = ".source.json"
 
 

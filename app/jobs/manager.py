@@ -179,8 +179,8 @@ class JobManager:
 
 
 def start_sample_index(jobs: JobManager) -> Job | None:
-    """On first serve, index (and describe) the shipped sample corpus in the background if the loaded model
-    has no neuron index and no index job is already queued or running."""
+    """On first serve, index (and describe together) the shipped sample and Wikipedia corpora in the
+    background if the loaded model has no neuron index and no index job is already queued or running."""
     from app.jobs.neurons import sample_corpus_params
 
     if jobs.stores.neurons.list_for_revision(jobs.model.revision):

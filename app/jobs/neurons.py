@@ -7,7 +7,7 @@ from functools import partial
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.data import SAMPLE_CORPUS
+from app.data import SAMPLE_CORPUS, WIKIPEDIA_SAMPLE
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
@@ -28,6 +28,7 @@ from app.store.neurons import NeuronIndexInfo, NeuronStore
 
 MAX_CORPORA = 8
 SAMPLE_NAME = "sample"
+WIKIPEDIA_NAME = "wikipedia"
 
 
 class CorpusSpec(BaseModel):
@@ -110,8 +111,15 @@ class DescribeNeuronsParams(BaseModel):
 
 
 def sample_corpus_params() -> dict:
-    """The job the first ``serve`` starts when the loaded model has no index yet."""
-    return {"corpora": [{"name": SAMPLE_NAME, "path": str(SAMPLE_CORPUS)}]}
+    """The job the first ``serve`` starts when the loaded model has no index yet: the shipped sample corpus
+    and the Wikipedia sample, two genres described together, so the cross-corpus illusion check (Bolukbasi
+    et al., 2021) has its consistent / inconsistent / corpus-specific figures on a fresh install."""
+    return {
+        "corpora": [
+            {"name": SAMPLE_NAME, "path": str(SAMPLE_CORPUS)},
+            {"name": WIKIPEDIA_NAME, "path": str(WIKIPEDIA_SAMPLE)},
+        ]
+    }
 
 
 def run_index_neurons(context: JobContext, params: IndexNeuronsParams) -> JobOutcome:
