@@ -148,7 +148,9 @@ def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page)
     rows = page.evaluate("document.getElementById('figure').data[0].z")
     assert all(abs(sum(row) - 1) < 1e-3 for row in rows)
     # clicking a cell shows its query row as a strip over the sentence
-    box = page.locator("#figure .nsewdrag").first.bounding_box()
+    cells = page.locator("#figure .nsewdrag").first
+    cells.scroll_into_view_if_needed()  # mouse.click takes viewport coordinates and does not scroll
+    box = cells.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
     page.wait_for_selector("#strip .main-svg")
     assert page.evaluate("document.getElementById('strip').layout.title.text").startswith("Row of")

@@ -14,6 +14,7 @@ from app.figures.attribution import randomisation_figure
 from app.methods import METHODS
 from app.services.analyses import AnalysisRequest, analysis_json
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
+from app.services.availability import availability_now
 from app.services.container import Services
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -23,6 +24,15 @@ router = APIRouter(prefix="/api", tags=["api"])
 def list_methods() -> list[dict[str, Any]]:
     """Every registered method with its kind and the JSON schema of its params."""
     return [method_json(method) for method in METHODS.values()]
+
+
+@router.get("/availability", responses=ERRORS)
+def method_availability(services: Services = Depends(use_services)) -> dict[str, Any]:
+    """Which methods (and whether a fitted-head target) can run now on the loaded model. For each that
+    cannot: ``reason``, ``hint`` (what to do) and ``job``, the queued or running job that will make it
+    available (``train_probes``, ``fit_head``) with its ``progress`` and ``eta_s``; ``counts`` of probe sets
+    and heads. The Sentence page polls it."""
+    return availability_now(services)
 
 
 @router.get("/methods/{name}", responses=ERRORS)

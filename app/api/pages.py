@@ -17,6 +17,7 @@ from app.errors import NotFound
 from app.jobs.registry import JOBS
 from app.methods import METHODS
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
+from app.services.availability import availability_now
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -59,12 +60,57 @@ def _method_choices() -> list[dict[str, Any]]:
     return [method_json(method) for method in METHODS.values()]
 
 
+# The Sentence page's examples: one click fills the input and runs the first available of ``methods``
+# (else the method picked). ``look_for``: what the example shows, in one line.
+SENTENCE_EXAMPLES: list[dict[str, Any]] = [
+    {
+        "label": "Sentiment",
+        "text": "The plot was thin, but the acting was wonderful and I loved every minute of it.",
+        "text_pair": None,
+        "methods": ["integrated_gradients"],
+        "look_for": "Which words push the prediction towards positive, and does 'but' flip the weight?",
+    },
+    {
+        "label": "Agreement over a distractor",
+        "text": "The keys to the old cabinet are on the table.",
+        "text_pair": None,
+        "methods": ["value_zeroing"],
+        "look_for": "Does 'are' draw on its subject 'keys' rather than the nearer 'cabinet'?",
+    },
+    {
+        "label": "Garden path",
+        "text": "The horse raced past the barn fell.",
+        "text_pair": None,
+        "methods": ["structural_probe", "alti"],
+        "look_for": "A reduced relative clause: is 'fell', not 'raced', the main verb of the tree?",
+    },
+    {
+        "label": "Object relative clause",
+        "text": "The reporter who the senator attacked admitted the error.",
+        "text_pair": None,
+        "methods": ["alti"],
+        "look_for": "Does 'admitted' mix in 'reporter' across the clause in between?",
+    },
+    {
+        "label": "Sentence pair",
+        "text": "A man is playing a guitar on stage.",
+        "text_pair": "Someone is performing music.",
+        "methods": ["value_zeroing"],
+        "look_for": "How much each sentence takes from the other: the blocks off the diagonal.",
+    },
+]
+
+
 def _sentence_spec(request: Request, analysis_id: str | None) -> dict[str, Any]:
     services = get_services(request)
+    targets = services.analyses.targets()
+    kinds = [target["kind"] for target in targets if target["kind"] != "head"]
     spec: dict[str, Any] = {
         "page": "sentence",
         "methods": _method_choices(),
-        "targets": services.analyses.targets(),
+        "targets": targets,
+        "examples": SENTENCE_EXAMPLES,
+        "availability": availability_now(services, kinds),
         "analysis": None,
     }
     if analysis_id is None:

@@ -6,6 +6,8 @@ declares, as class attributes read directly (never with ``getattr``):
 - ``name``: the paper's name, the same string in the registry, the API, the cache key and the page;
 - ``kind``: ``attribution`` (token scores), ``mixing`` (token-to-token matrices) or ``probe``;
 - ``version``: part of the cache key; bump it when results change;
+- ``title``, ``citation``: shown on the pages and used as figure titles;
+- ``summary``: one line saying what the method shows, for a reader who does not know it (beside the picker);
 - ``Params``: one pydantic model (validation, the page's form, the cache key);
 - ``requires``: what besides the input it needs: ``nothing``, a ``target`` (what prediction to explain)
   or a ``probe_set`` (trained probes, with the gold tree when the sentence is in their treebank);
@@ -61,6 +63,7 @@ class Method(Protocol):
     version: ClassVar[int]
     title: ClassVar[str]
     citation: ClassVar[str]
+    summary: ClassVar[str]
     requires: ClassVar[Requirement]
     batchable: ClassVar[bool]
     Params: ClassVar[type[BaseModel]]

@@ -23,6 +23,7 @@ def method_json(method: Method) -> dict[str, Any]:
         "version": method.version,
         "title": method.title,
         "citation": method.citation,
+        "summary": method.summary,
         "requires": method.requires,
         "needs_target": method.requires == "target",
         "batchable": method.batchable,

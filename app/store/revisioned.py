@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, or_, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.errors import NotFound
@@ -55,6 +55,12 @@ class RevisionedStore(Generic[Record]):
         )
         with self._session() as session:
             return [self._record(row) for row in session.scalars(query)]
+
+    def count_for_revision(self, revision: str) -> int:
+        """How many records this weights revision has (without reading them: cheap enough to poll)."""
+        query = select(func.count()).select_from(self.table).where(self._column("model_revision") == revision)
+        with self._session() as session:
+            return int(session.scalar(query) or 0)
 
     def latest(self, revision: str, key: str | None = None) -> Record | None:
         """The newest record of this revision; with ``key``, the newest whose id or name is ``key``."""

@@ -1,9 +1,11 @@
 // The target fieldset: shown only for methods that explain a prediction.
 
+import { statusText } from "./availability.js";
 import { el } from "./dom.js";
 
-/** Build inputs for the model's available targets (spec.targets from the server). */
-export function renderTarget(container, targets, current) {
+/** Build inputs for the model's available targets (spec.targets from the server). `head` (the availability
+ * of a fitted-head target, see availability.js): when there is none yet, a line says why and what to do. */
+export function renderTarget(container, targets, current, head = null) {
   container.replaceChildren(el("legend", { text: "Target (what to explain)" }));
   const kind = el("select", { id: "target-kind", name: "kind" }, targets.map((t) => el("option", { value: t.kind, text: t.kind })));
   if (current && current.kind) kind.value = current.kind;
@@ -34,6 +36,9 @@ export function renderTarget(container, targets, current) {
   };
   kind.addEventListener("change", fill);
   container.append(labelled("target-kind", "Kind", kind), details);
+  if (head && !head.available) {
+    container.append(el("p", { id: "target-head-status", class: "hint", text: `Fitted head: ${statusText(head)}` }));
+  }
   fill();
 }
 

@@ -44,6 +44,10 @@ class IntegratedGradientsMethod(AttributionMethod):
     name: ClassVar[str] = "integrated_gradients"
     title: ClassVar[str] = "Integrated Gradients"
     citation: ClassVar[str] = "Sundararajan, Taly & Yan, ICML 2017"
+    summary: ClassVar[str] = (
+        "Each token's contribution to the prediction, accumulated along a path from a blank input to "
+        "the sentence."
+    )
     Params: ClassVar[type[BaseModel]] = IntegratedGradientsParams
 
     def attribute(
@@ -68,6 +72,10 @@ class GradientXInput(AttributionMethod):
     name: ClassVar[str] = "gradient_x_input"
     title: ClassVar[str] = "Gradient × input"
     citation: ClassVar[str] = "Shrikumar, Greenside, Shcherbina & Kundaje, 2016"
+    summary: ClassVar[str] = (
+        "Each token's contribution to the prediction to first order: the gradient times the token's "
+        "embedding."
+    )
 
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: BaseModel, target: BoundTarget
@@ -84,6 +92,9 @@ class SaliencyMethod(AttributionMethod):
     name: ClassVar[str] = "saliency"
     title: ClassVar[str] = "Saliency (gradient norm)"
     citation: ClassVar[str] = "Simonyan, Vedaldi & Zisserman, ICLR 2014 workshop"
+    summary: ClassVar[str] = (
+        "How sensitive the prediction is to each token: the size of the gradient on its embedding."
+    )
     signed: ClassVar[bool] = False
 
     def attribute(

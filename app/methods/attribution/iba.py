@@ -92,6 +92,10 @@ class InformationBottleneck(AttributionMethod):
     name: ClassVar[str] = "iba"
     title: ClassVar[str] = "Information Bottleneck Attribution"
     citation: ClassVar[str] = "Jiang, Tang, Xin & Lin, Findings of EMNLP 2020"
+    summary: ClassVar[str] = (
+        "Which tokens the prediction still needs when a noise bottleneck after one block lets as "
+        "little information through as it can."
+    )
     Params: ClassVar[type[BaseModel]] = IbaParams
     signed: ClassVar[bool] = False
 

@@ -53,6 +53,10 @@ class ValueZeroingRow(MixingRowAttribution):
     name: ClassVar[str] = "value_zeroing_row"
     title: ClassVar[str] = "Value Zeroing rollout row"
     citation: ClassVar[str] = "Mohebbi, Zuidema, Chrupała & Alishahi, EACL 2023"
+    summary: ClassVar[str] = (
+        "The Value Zeroing rollout read at the prediction position: which input tokens the "
+        "prediction is built from."
+    )
     mixing: ClassVar[type] = ValueZeroing
 
 
@@ -62,4 +66,8 @@ class AttentionRolloutRow(MixingRowAttribution):
     name: ClassVar[str] = "attention_rollout_row"
     title: ClassVar[str] = "Attention rollout row"
     citation: ClassVar[str] = "Abnar & Zuidema, ACL 2020"
+    summary: ClassVar[str] = (
+        "The attention rollout read at the prediction position: which input tokens it attends to "
+        "through the layers."
+    )
     mixing: ClassVar[type] = AttentionRollout

@@ -52,6 +52,10 @@ class LimeMethod(AttributionMethod):
     name: ClassVar[str] = "lime"
     title: ClassVar[str] = "LIME"
     citation: ClassVar[str] = "Ribeiro, Singh & Guestrin, KDD 2016"
+    summary: ClassVar[str] = (
+        "Token weights of a linear model fitted to the predictions for copies of the sentence with "
+        "random tokens blanked out."
+    )
     Params: ClassVar[type[BaseModel]] = LimeParams
 
     def attribute(
@@ -102,6 +106,9 @@ class OcclusionMethod(AttributionMethod):
     name: ClassVar[str] = "occlusion"
     title: ClassVar[str] = "Occlusion (leave one token out)"
     citation: ClassVar[str] = "Zeiler & Fergus, ECCV 2014"
+    summary: ClassVar[str] = (
+        "How much the prediction changes when each token, one at a time, is replaced by a blank."
+    )
     Params: ClassVar[type[BaseModel]] = OcclusionParams
 
     def attribute(

@@ -36,6 +36,10 @@ class Alti(LayerwiseMixing):
     name: ClassVar[str] = "alti"
     title: ClassVar[str] = "ALTI"
     citation: ClassVar[str] = "Ferrando, Gállego & Costa-jussà, EMNLP 2022"
+    summary: ClassVar[str] = (
+        "Each token's share in every other token's representation through the whole attention block, "
+        "rolled out over the layers."
+    )
 
     def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         model, adapter = loaded.model, loaded.adapter

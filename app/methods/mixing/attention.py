@@ -35,6 +35,10 @@ class Attention(AnalysisMethod):
     version: ClassVar[int] = 1
     title: ClassVar[str] = "Raw attention"
     citation: ClassVar[str] = "Vaswani et al., NeurIPS 2017; Vig, ACL 2019 (demos)"
+    summary: ClassVar[str] = (
+        "How strongly each token attends to each other token, per layer and head (the weights only, "
+        "not what they carry)."
+    )
     batchable: ClassVar[bool] = True
     Params: ClassVar[type[NoParams]] = NoParams
     result_type: ClassVar[type[Result]] = AttentionResult

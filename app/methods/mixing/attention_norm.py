@@ -30,6 +30,10 @@ class AttentionNorm(LayerwiseMixing):
     name: ClassVar[str] = "attention_norm"
     title: ClassVar[str] = "Attention norm ‖αf(x)‖"
     citation: ClassVar[str] = "Kobayashi, Kuribayashi, Yokoi & Inui, EMNLP 2020"
+    summary: ClassVar[str] = (
+        "Attention weighted by the size of what each token sends (‖αf(x)‖): a token that draws "
+        "attention but sends little counts little."
+    )
 
     def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         w_o = loaded.adapter.attention_output_projection(loaded.model, layer).weight

@@ -23,6 +23,10 @@ class AttentionRollout(LayerwiseMixing):
     name: ClassVar[str] = "attention_rollout"
     title: ClassVar[str] = "Attention rollout"
     citation: ClassVar[str] = "Abnar & Zuidema, ACL 2020"
+    summary: ClassVar[str] = (
+        "Attention chained through the layers, residual included: which input tokens reach each "
+        "position by the last layer."
+    )
 
     @torch.no_grad()
     def from_pass(self, loaded: LoadedModel, clean: CleanPass) -> MixingResult:

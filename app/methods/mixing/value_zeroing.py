@@ -41,6 +41,10 @@ class ValueZeroing(LayerwiseMixing):
     name: ClassVar[str] = "value_zeroing"
     title: ClassVar[str] = "Value Zeroing"
     citation: ClassVar[str] = "Mohebbi, Zuidema, Chrupała & Alishahi, EACL 2023"
+    summary: ClassVar[str] = (
+        "How much each token's representation depends on each other token, found by zeroing that "
+        "token's value vector."
+    )
     # Each layer re-runs the block's tail modules, which other methods may be hooking: keep the model lock.
     batchable: ClassVar[bool] = False
 

@@ -75,6 +75,10 @@ class StructuralProbe(AnalysisMethod):
     version: ClassVar[int] = 1
     title: ClassVar[str] = "Structural probe"
     citation: ClassVar[str] = "Hewitt & Manning, NAACL 2019"
+    summary: ClassVar[str] = (
+        "The parse tree a linear probe reads from each layer's word vectors (probe distances predict "
+        "tree distances)."
+    )
     requires: ClassVar[Requirement] = "probe_set"
     Params: ClassVar[type[BaseModel]] = StructuralProbeParams
     result_type: ClassVar[type[Result]] = StructuralProbeResult

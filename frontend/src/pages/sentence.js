@@ -1,8 +1,9 @@
 // The sentence page: the analysis form (generated from each method's params schema) and, on a stored
 // analysis, its result view, "compare side by side", the randomisation test and the most active neurons.
 
-import { postAnalysis, postJSON } from "../api.js";
+import { getJSON, postAnalysis, postJSON } from "../api.js";
 import { setupActiveNeurons } from "../activeneurons.js";
+import { exampleMethod, headStatus, headsChanged, methodStatus, nextPollDelay, statusText, withHeads } from "../availability.js";
 import { el, renderFields } from "../dom.js";
 import { setupFigureView } from "../figureview.js";
 import { collectParams, collectTarget, fieldsFromSchema } from "../params.js";
@@ -15,12 +16,48 @@ function showError(message) {
   box.hidden = !message;
 }
 
+/** The example sentences (on the first screen, not above a stored analysis): one click fills the input and
+ * runs the first usable method the example names. */
+function renderExamples(spec, onPick) {
+  const box = document.getElementById("examples");
+  if (!box || spec.analysis || !spec.examples || !spec.examples.length) return;
+  const buttons = spec.examples.map((example, index) => {
+    const sentence = example.text_pair ? `${example.text} / ${example.text_pair}` : example.text;
+    const button = el("button", { type: "button", class: "example-sentence", "data-example": index, title: example.look_for }, [
+      el("strong", { text: example.label }),
+      el("span", { text: sentence }),
+    ]);
+    button.addEventListener("click", () => onPick(example));
+    return button;
+  });
+  box.replaceChildren(el("span", { class: "hint", text: "Try an example:" }), ...buttons);
+  box.hidden = false;
+}
+
+/** Poll GET /api/availability (fast while a job that will make something usable runs); `onAnswer(answer)`. */
+function watchAvailability(initial, onAnswer) {
+  let current = initial;
+  const poll = async () => {
+    if (!document.hidden) {
+      try {
+        current = await getJSON("/api/availability");
+        onAnswer(current);
+      } catch {
+        // the server may be restarting: keep what the page shows and ask again later
+      }
+    }
+    setTimeout(poll, nextPollDelay(current));
+  };
+  setTimeout(poll, nextPollDelay(current));
+}
+
 function setupForm(spec) {
   const form = document.getElementById("analysis-form");
   const select = document.getElementById("method");
   const paramsBox = document.getElementById("params");
   const targetBox = document.getElementById("target");
-  const citation = document.getElementById("method-citation");
+  const button = document.getElementById("analyze-button");
+  const notice = document.getElementById("method-availability");
   for (const method of spec.methods) {
     const option = document.createElement("option");
     option.value = method.name;
@@ -29,21 +66,73 @@ function setupForm(spec) {
   }
   const stored = spec.analysis;
   if (stored) select.value = stored.method;
+  let availability = spec.availability;
   let fields = [];
-  const onMethod = () => {
-    const method = spec.methods.find((m) => m.name === select.value);
-    fields = fieldsFromSchema(method.params_schema);
-    renderFields(paramsBox, fields, stored && stored.method === method.name ? stored.params : {});
-    citation.textContent = method.citation;
-    targetBox.hidden = !method.needs_target;
-    if (method.needs_target) renderTarget(targetBox, spec.targets, stored && stored.target);
+  let busy = false;
+  const chosen = () => spec.methods.find((m) => m.name === select.value);
+  const showAvailability = () => {
+    const status = methodStatus(availability, select.value);
+    notice.textContent = statusText(status);
+    notice.hidden = status.available;
+    notice.dataset.available = String(status.available);
+    button.disabled = busy || !status.available;
   };
-  select.addEventListener("change", onMethod);
+  const drawTarget = (current) => renderTarget(targetBox, spec.targets, current, headStatus(availability));
+  const onMethod = (values = null) => {
+    const method = chosen();
+    const own = stored && stored.method === method.name;
+    fields = fieldsFromSchema(method.params_schema);
+    renderFields(paramsBox, fields, values || (own ? stored.params : {}));
+    document.getElementById("method-citation").textContent = method.citation;
+    document.getElementById("method-summary").textContent = method.summary;
+    targetBox.hidden = !method.needs_target;
+    if (method.needs_target) drawTarget(values ? null : stored && stored.target);
+    showAvailability();
+  };
+  const currentTarget = () => {
+    const target = collectTarget(readInputs(targetBox));
+    return target ? { kind: target.kind, spec: target } : null;
+  };
+  const refreshHeads = async () => {
+    const targets = withHeads(spec.targets, await getJSON("/api/heads"));
+    if (JSON.stringify(targets) === JSON.stringify(spec.targets)) return;
+    spec.targets = targets;
+    if (chosen().needs_target) drawTarget(currentTarget());
+  };
+  // the target picker lists heads fitted since the page loaded: reloaded when it is opened, and when the
+  // server's count of heads changes (a fit_head job finished)
+  targetBox.addEventListener("focusin", (event) => {
+    if (event.target.id === "target-kind" || event.target.id === "target-head") refreshHeads().catch(() => {});
+  });
+  watchAvailability(availability, (answer) => {
+    const changed = headsChanged(availability, answer);
+    availability = answer;
+    showAvailability();
+    if (changed) refreshHeads().catch(() => {});
+    else if (chosen().needs_target) {
+      const hint = document.getElementById("target-head-status");
+      const text = statusText(headStatus(availability));
+      if (hint && text) hint.textContent = `Fitted head: ${text}`;
+    }
+  });
+  select.addEventListener("change", () => onMethod());
   onMethod();
+  renderExamples(spec, (example) => {
+    document.getElementById("text").value = example.text;
+    document.getElementById("text_pair").value = example.text_pair || "";
+    select.value = exampleMethod(example, availability, select.value);
+    onMethod({});  // the method's defaults, the model's default target
+    form.requestSubmit();
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("");
-    const method = spec.methods.find((m) => m.name === select.value);
+    const method = chosen();
+    const status = methodStatus(availability, method.name);
+    if (!status.available) {
+      showError(statusText(status));
+      return;
+    }
     const payload = {
       method: method.name,
       text: document.getElementById("text").value,
@@ -55,17 +144,19 @@ function setupForm(spec) {
       showError("Type a sentence first.");
       return;
     }
-    const busy = document.getElementById("busy");
-    busy.hidden = false;
-    document.getElementById("analyze-button").disabled = true;
+    const busyNote = document.getElementById("busy");
+    busyNote.hidden = false;
+    busy = true;
+    showAvailability();
     try {
       const analysis = await postAnalysis(payload);
       window.location.assign(analysis.url);
     } catch (error) {
       showError(error.message);
     } finally {
-      busy.hidden = true;
-      document.getElementById("analyze-button").disabled = false;
+      busyNote.hidden = true;
+      busy = false;
+      showAvailability();
     }
   });
 }
