@@ -24,7 +24,7 @@ from app.api.limits import BodySizeLimit
 from app.api.origin import CrossSiteRefusal
 from app.api.responses import NumpyJSONResponse, error_response
 from app.errors import BertscopeError, StoreUnavailable
-from app.jobs.manager import start_sample_index
+from app.jobs.manager import start_default_probe_set, start_sample_index
 from app.modeling.loading import LoadedModel, load_model
 from app.services.container import build_services
 from app.settings import Settings, get_settings
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         engine = make_engine(settings.database_url)
         services = build_services(resident, engine, settings)
         services.jobs.start()
+        if settings.train_probes_on_start:  # queued first: trees are the quicker of the two
+            on_first_connection(engine, lambda: start_default_probe_set(services.jobs))
         if settings.index_sample_on_start:
             on_first_connection(engine, lambda: start_sample_index(services.jobs))
         app.state.services = services

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     )
     neuron_top_k: int = Field(50, ge=1, le=1000, description="Exemplars kept per neuron and corpus.")
     neuron_batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass when indexing.")
+    train_probes_on_start: bool = Field(
+        True,
+        description="On first serve, train the default probe set (structural probes on the shipped UD "
+        "English EWT slice) in the background when the loaded model has no probe set, so trees work at once.",
+    )
     index_sample_on_start: bool = Field(
         True,
         description="On first serve, index and describe the two shipped corpora (sample, wikipedia) together "

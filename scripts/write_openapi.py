@@ -28,7 +28,11 @@ def main() -> None:
     from app.settings import Settings
 
     with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(database_url=f"sqlite:///{directory}/unused.db", index_sample_on_start=False)
+        settings = Settings(
+            database_url=f"sqlite:///{directory}/unused.db",
+            index_sample_on_start=False,
+            train_probes_on_start=False,
+        )
         schema = create_app(settings).openapi()
     OPENAPI.write_text(schema_text(schema), encoding="utf-8")
     print(f"wrote {OPENAPI.relative_to(ROOT)} ({len(schema['paths'])} paths)")

@@ -65,6 +65,7 @@ def make_settings(directory: Path, **overrides: object) -> Settings:
         "model": "in-process",
         "device": "cpu",
         "index_sample_on_start": False,
+        "train_probes_on_start": False,
         **overrides,
     }
     return Settings(**values)

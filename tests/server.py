@@ -30,16 +30,24 @@ class Server:
 
 @contextmanager
 def running_server(
-    database_url: str, model: str = "embedded", timeout: float = 180.0, index_sample: bool = False
+    database_url: str,
+    model: str = "embedded",
+    timeout: float = 180.0,
+    index_sample: bool = False,
+    train_probes: bool = False,
 ) -> Iterator[str]:
     """Start ``python -m app.cli serve`` and yield its base URL once /api/health answers ok."""
-    with started_server(database_url, model, timeout, index_sample) as server:
+    with started_server(database_url, model, timeout, index_sample, train_probes) as server:
         yield server.base
 
 
 @contextmanager
 def started_server(
-    database_url: str, model: str = "embedded", timeout: float = 180.0, index_sample: bool = False
+    database_url: str,
+    model: str = "embedded",
+    timeout: float = 180.0,
+    index_sample: bool = False,
+    train_probes: bool = False,
 ) -> Iterator[Server]:
     """Start ``python -m app.cli serve``; yield it once /api/health answers ok; stop it (if still alive)."""
     port = free_port()
@@ -59,7 +67,12 @@ def started_server(
         "--database-url",
         database_url,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BERTSCOPE_INDEX_SAMPLE_ON_START": str(index_sample).lower()}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "BERTSCOPE_INDEX_SAMPLE_ON_START": str(index_sample).lower(),
+        "BERTSCOPE_TRAIN_PROBES_ON_START": str(train_probes).lower(),
+    }
     log = open(Path(database_url.removeprefix("sqlite:///")).with_suffix(".log"), "w")
     process = subprocess.Popen(
         command, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=log

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from app.api.deps import use_services
+from app.api.pages import PROBE_EXAMPLES
 from app.api.schemas import ERRORS
 from app.figures.probe_set import probe_set_view
 from app.services.container import Services
@@ -30,6 +31,8 @@ def get_probes(probe_id: str, services: Services = Depends(use_services)) -> dic
 
 @router.get("/probes/{probe_id}/figure", responses=ERRORS)
 def get_probe_figures(probe_id: str, services: Services = Depends(use_services)) -> dict[str, Any]:
-    """Per-layer metric curves, tree topological curves and the summary table of one probe set."""
+    """Per-layer metric curves, tree topological curves and the summary table of one probe set, with a few
+    sentences of its dev treebank to draw (``examples``)."""
     probes = services.stores.probes.find(probe_id, services.runner.revision)
-    return {"id": probes.id, **probe_set_view(probes.metrics)}
+    examples = services.analyses.treebanks.examples(probes, PROBE_EXAMPLES)
+    return {"id": probes.id, **probe_set_view(probes.metrics), "examples": examples}

@@ -13,6 +13,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent
 SAMPLE_CORPUS = DATA_DIR / "sample_corpus.txt"
 WIKIPEDIA_SAMPLE = DATA_DIR / "wikipedia_sample.txt"
+UD_EWT_TRAIN_SLICE = DATA_DIR / "ud_ewt_train_slice.conllu"
+UD_EWT_DEV_SLICE = DATA_DIR / "ud_ewt_dev_slice.conllu"
 SOURCE_SUFFIX = ".source.json"
 
 

@@ -190,3 +190,15 @@ def start_sample_index(jobs: JobManager) -> Job | None:
     ):
         return None
     return jobs.submit("index_neurons", sample_corpus_params())
+
+
+def start_default_probe_set(jobs: JobManager) -> Job | None:
+    """On first serve, train the default probe set (the shipped UD English EWT slices) in the background if
+    the loaded model has no probe set and no probe training job is already queued or running."""
+    from app.jobs.probes import default_probe_params
+
+    if jobs.stores.probes.list_for_revision(jobs.model.revision):
+        return None
+    if any(job.kind == "train_probes" and job.status in ("queued", "running") for job in jobs.records.jobs()):
+        return None
+    return jobs.submit("train_probes", default_probe_params())

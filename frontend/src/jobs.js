@@ -45,11 +45,14 @@ export async function followJob(id, { onUpdate = () => {}, interval = POLL_MS, w
 /** The jobs of one page: `load()` lists them (only `kinds` when given) and follows the active ones,
  * `start(kind, params)` submits one and follows it. `onSettled(job)` is called once for every job this page
  * saw go from active to done, failed or cancelled; `onError(error)` for a failed request (or a failing
- * `onSettled`). */
-export function jobBoard({ tbody, kinds = null, onSettled = () => {}, onError = () => {}, interval = POLL_MS, wait = delay }) {
+ * `onSettled`); `onChange(jobs)` with every job listed (newest first) whenever one of them changed. */
+export function jobBoard({ tbody, kinds = null, onSettled = () => {}, onError = () => {}, onChange = () => {}, interval = POLL_MS, wait = delay }) {
   let jobs = [];  // newest first, as GET /api/jobs lists them
   const following = new Set();
-  const render = () => renderJobs(tbody, jobs, cancel);
+  const render = () => {
+    renderJobs(tbody, jobs, cancel);
+    onChange(jobs);
+  };
   const update = (job) => {
     const at = jobs.findIndex((other) => other.id === job.id);
     if (at >= 0) jobs[at] = job;

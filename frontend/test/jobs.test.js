@@ -87,6 +87,16 @@ test("a board lists its kinds, follows only the active jobs and reports each onc
   assert.ok(!requests.includes("GET /api/jobs/j1") && !requests.includes("GET /api/jobs/x"));
 });
 
+test("a board tells onChange every state of its jobs, so a page can show progress as it comes", async () => {
+  fakeServer({ listed: [job("j4", "queued")], answers: { j4: [job("j4", "running", { progress: 0.5 }), job("j4", "done", { progress: 1 })] } });
+  const seen = [];
+  const board = jobBoard({ tbody: new FakeNode("tbody"), onChange: (jobs) => seen.push(jobs.map((j) => `${j.id} ${j.status} ${j.progress}`)), wait: noWait });
+  await board.load();
+  await settle();
+  await settle();
+  assert.deepEqual(seen, [["j4 queued 0"], ["j4 queued 0"], ["j4 running 0.5"], ["j4 done 1"]]);
+});
+
 test("a started job goes on top of the table and is followed to its end", async () => {
   const requests = fakeServer({ submitted: job("j3", "queued"), answers: { j3: [job("j3", "running"), job("j3", "done", { result_id: "p3" })] } });
   const tbody = new FakeNode("tbody");

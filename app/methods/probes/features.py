@@ -90,7 +90,9 @@ def _batch_features(
     hidden = None
     if any(keep):
         rows = torch.tensor([i for i, k in enumerate(keep) if k])
-        inputs = {key: value[rows].to(loaded.device) for key, value in encoded.items()}
+        # a skipped (too long) row must not widen the others past the model's positions: drop its padding
+        width = max(lengths[i] for i in rows.tolist()) if loaded.tokenizer.padding_side == "right" else None
+        inputs = {key: value[rows, :width].to(loaded.device) for key, value in encoded.items()}
         outputs = loaded.model.base_model(**inputs, output_hidden_states=True)
         hidden = torch.stack(outputs.hidden_states, dim=1).float()  # [sentence, layer, token, hidden]
     results, row = [], 0

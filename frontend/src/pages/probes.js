@@ -3,7 +3,8 @@
 import { getJSON, postAnalysis } from "../api.js";
 import { el } from "../dom.js";
 import { setupJobForms } from "../jobform.js";
-import { jobBoard } from "../jobs.js";
+import { progressText } from "../jobprogress.js";
+import { isActive, jobBoard } from "../jobs.js";
 import { draw } from "../plot.js";
 
 async function showProbeSet(id) {
@@ -19,6 +20,33 @@ async function showProbeSet(id) {
   const link = document.getElementById("probe-json");
   link.href = `/api/probes/${encodeURIComponent(id)}`;
   link.download = `bertscope-probes-${id}.json`;
+  showExamples(view.examples || []);
+}
+
+/** Buttons that fill the tree form with a sentence of the set's dev treebank (drawn with its gold tree). */
+function showExamples(examples) {
+  const box = document.getElementById("tree-examples");
+  const buttons = examples.map((text) => el("button", { type: "button", class: "example", "data-text": text, text: text.length > 48 ? `${text.slice(0, 45)}...` : text }));
+  box.replaceChildren(el("span", { class: "hint", text: "Dev sentences:" }), ...buttons);
+  box.hidden = examples.length === 0;
+}
+
+/** While probe sets are being trained (the default set on a first start, or any other), say so with the
+ * progress and an estimate of the time left; the set appears below when its job is done. */
+function showTraining(jobs) {
+  const box = document.getElementById("probe-training");
+  const active = jobs.filter(isActive);
+  box.replaceChildren(
+    ...active.map((job) => {
+      const name = (job.params && job.params.name) || "a new probe set";
+      const text = `Training probe set \u201c${name}\u201d: ${progressText(job)}. It appears below when it is done.`;
+      return el("p", { class: "training-job", "data-job": job.id, text });
+    }),
+  );
+  box.hidden = active.length === 0;
+  document.getElementById("probes-empty").textContent = active.length
+    ? "No probe set yet: the one being trained (see above) will appear here."
+    : "No probe set has been trained on the loaded model yet.";
 }
 
 async function loadProbeSets(select, preferred) {
@@ -35,9 +63,10 @@ async function loadProbeSets(select, preferred) {
 
 function setupTreeForm(select, showError) {
   const form = document.getElementById("tree-form");
-  for (const button of document.querySelectorAll("button.example")) {
-    button.addEventListener("click", () => { document.getElementById("tree-text").value = button.dataset.text; });
-  }
+  document.getElementById("tree-examples").addEventListener("click", (event) => {
+    const button = event.target.closest("button.example");
+    if (button) document.getElementById("tree-text").value = button.dataset.text;
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("");
@@ -65,6 +94,7 @@ export function setupProbes(spec) {
       if (job.status === "done" && job.result_id) await loadProbeSets(select, job.result_id);
     },
     onError: (error) => showError(error.message),
+    onChange: showTraining,
   });
   setupJobForms(document, spec.jobs, { submit: (kind, params) => board.start(kind, params), onError: showError });
   select.addEventListener("change", () => showProbeSet(select.value).catch((error) => showError(error.message)));
