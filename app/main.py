@@ -17,7 +17,7 @@ from starlette.routing import Match, Mount
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.api import analyses, jobs, model, neurons, pages, probes
+from app.api import analyses, datasets, jobs, model, neurons, pages, probes
 from app.api.admin import admin_mode
 from app.api.assets import asset_dir
 from app.api.limits import BodySizeLimit
@@ -31,6 +31,7 @@ from app.settings import Settings, get_settings
 from app.store.db import check_connection, make_engine, on_first_connection
 
 log = logging.getLogger("bertscope")
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # what a multipart upload adds to its file: boundaries, headers, fields
 
 
 def create_app(settings: Settings | None = None, loaded: LoadedModel | None = None) -> FastAPI:
@@ -73,7 +74,12 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     )
     app.state.settings = settings
     app.state.services = None
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    upload_limit = settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES  # the form's boundaries and fields
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        streamed={"/api/datasets": (upload_limit, "BERTSCOPE_MAX_UPLOAD_BYTES")},
+    )
     app.add_middleware(CrossSiteRefusal, trusted_origins=settings.cors_origins)
     if settings.cors_origins:  # closed by default: no cross-origin browser access at all
         app.add_middleware(
@@ -99,6 +105,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.include_router(model.router)
     app.include_router(analyses.router)
     app.include_router(jobs.router)
+    app.include_router(datasets.router)
     app.include_router(probes.router)
     app.include_router(neurons.router)
     app.include_router(pages.router)

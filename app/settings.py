@@ -45,6 +45,25 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(65_536, ge=1024, description="Largest HTTP request body accepted.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text field accepted before tokenising.")
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024,
+        ge=1024,
+        description="Largest data file an upload may send (refused as it streams in, never held in memory).",
+    )
+    max_dataset_rows: int = Field(
+        200_000,
+        ge=1,
+        description="Most rows (texts, labelled rows or treebank sentences) in one uploaded dataset.",
+    )
+    dataset_cache_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "datasets",
+        description="Where jobs find uploaded datasets as files (written from the store on first use).",
+    )
+    open_dataset_jobs: bool = Field(
+        False,
+        description="On a shared server, let anyone (no token) upload datasets and run jobs on uploaded "
+        "datasets; server file paths and loading another model still need the admin token.",
+    )
     host: str = Field("127.0.0.1", description="Address 'serve' listens on (loopback: this machine only).")
     port: int = Field(8000, ge=1, le=65535, description="Port 'serve' listens on.")
     admin_token: SecretStr | None = Field(

@@ -66,6 +66,7 @@ def make_settings(directory: Path, **overrides: object) -> Settings:
         "device": "cpu",
         "index_sample_on_start": False,
         "train_probes_on_start": False,
+        "dataset_cache_dir": directory / "dataset-files",
         **overrides,
     }
     return Settings(**values)

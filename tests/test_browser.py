@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_forms import server_file, upload_file
 from tests.conftest import sqlite_url
 from tests.screens import screenshot
 from tests.server import running_server
@@ -201,7 +202,10 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     data = tmp_path / "sentences.txt"
     data.write_text("a fine film .\nthe plot is thin but the cast is great .\nnot worth the ticket .\n")
     page.goto(server + "/evaluations")
-    page.fill("#eval_mixing-data", str(data))
+    upload_file(page, "eval_mixing-data", data)
+    page.wait_for_function(  # the page's list of datasets shows it too
+        "document.querySelector('#datasets-table tbody').textContent.includes('sentences')"
+    )
     page.fill("#eval_mixing-limit", "3")
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
@@ -209,15 +213,16 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     assert page.locator("#evaluation-table tbody tr").count() == 6
     assert "value_zeroing" in page.inner_text("#evaluation-table")
     screenshot(page, "evaluations")
-    page.fill("#eval_mixing-data", str(tmp_path / "missing.tsv"))
+    server_file(page, "eval_mixing-data", tmp_path / "missing.tsv")
     page.click("#eval-start")
-    page.wait_for_selector("#jobs-table tr[data-status='failed']", timeout=60_000)
-    assert "does not exist" in page.inner_text("#jobs-table")
-    assert page.errors == []
+    page.wait_for_selector("#eval-error:not([hidden])")  # refused before a job is queued
+    assert "missing.tsv" in page.inner_text("#eval-error")
+    assert page.locator("#jobs-table tbody tr").count() == 1
+    assert [error for error in page.errors if "status of 422" not in error] == []
 
 
 JOB_FORMS = {
-    "/evaluations": ["eval_degradation", "eval_mixing", "fit_head", "load_model"],
+    "/evaluations": ["eval_degradation", "eval_mixing", "eval_neurons", "fit_head", "load_model"],
     "/probes": ["train_probes"],
     "/neurons": ["index_neurons"],
 }
@@ -292,10 +297,28 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
 
 
 def test_degradation_job_from_the_page(server, page, tmp_path):
+    """Upload a labelled file, fit a head on it from the page, and test attributions against that head."""
     data = tmp_path / "labelled.tsv"
-    data.write_text("sentence\tlabel\nwhat a fine film .\tpositive\na dull and tired plot .\tnegative\n")
+    rows = [("what a fine film .", 1), ("a dull and tired plot .", 0), ("great acting and a warm story .", 1)]
+    rows += [
+        ("boring , slow and far too long .", 0),
+        ("a delight from start to end .", 1),
+        ("i want my money back .", 0),
+    ]
+    data.write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows * 3))
     page.goto(server + "/evaluations")
-    page.fill("#eval_degradation-data", str(data))
+    upload_file(page, "fit_head-data", data)
+    page.fill("#fit_head-name", "page-head")
+    page.click("form[data-kind='fit_head'] button[type='submit']")
+    # the new head appears in the degradation form's target picker without a reload
+    page.wait_for_function(
+        "[...document.getElementById('eval_degradation-target').options]"
+        ".some((option) => option.text.includes('page-head'))",
+        timeout=120_000,
+    )
+    head = page.locator("#eval_degradation-target option", has_text="page-head").get_attribute("value")
+    page.select_option("#eval_degradation-target", head)
+    page.select_option("#eval_degradation-data", page.input_value("#fit_head-data"))  # the uploaded dataset
     page.fill("#eval_degradation-limit", "2")
     page.uncheck("form[data-kind='eval_degradation'] input[value='lime']")
     page.click("form[data-kind='eval_degradation'] button[type='submit']")
@@ -331,8 +354,8 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     train = write_treebank(tmp_path / "train.conllu", count=24)
     dev = _injection_treebank(tmp_path / "dev.conllu")
     page.goto(server + "/probes")
-    page.fill("#train_probes-treebank", str(train))
-    page.fill("#train_probes-dev", str(dev))
+    upload_file(page, "train_probes-treebank", train)
+    upload_file(page, "train_probes-dev", dev)
     page.fill("#train_probes-rank", "16")
     page.fill("#train_probes-max_epochs", "3")
     page.uncheck("input[name='topological']")
@@ -568,3 +591,41 @@ def test_every_page_renders_with_navigation(server, page, path):
     if path == "/about":  # the other pages are shown with data by the tests above
         screenshot(page, "about")
     assert page.errors == []
+
+
+def test_broken_uploads_say_what_to_fix_and_datasets_can_be_deleted(server, page, tmp_path):
+    """A broken file is refused at once with the line to fix and stored nowhere; a good one is listed,
+    can be picked by another form, and deleted from the list."""
+    two_roots = tmp_path / "two_roots.conllu"
+    two_roots.write_text(
+        "1\tthe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\t_\t_\t0\troot\t_\t_\n"
+        "3\tsat\tsit\tVERB\t_\t_\t0\troot\t_\t_\n\n"
+    )
+    page.goto(server + "/probes")
+    page.set_input_files("#train_probes-treebank-upload", str(two_roots))
+    status = "#train_probes-treebank-upload-status.error"
+    page.wait_for_selector(status)
+    assert "line 3" in page.inner_text(status) and "root" in page.inner_text(status)
+    assert page.input_value("#train_probes-treebank") == ""
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("one sentence\n".encode("utf-16"))
+    page.goto(server + "/neurons")
+    page.locator("summary", has_text="Index corpora").click()
+    page.set_input_files("#index_neurons-corpora-upload", str(utf16))
+    page.wait_for_selector("#index_neurons-corpora-upload-status.error")
+    assert "UTF-16" in page.inner_text("#index_neurons-corpora-upload-status")
+    name = "markup <img src=x onerror=window.pwned=1> corpus"
+    good = tmp_path / f"{name}.txt"
+    good.write_text("a first sentence .\na second one .\n")
+    page.set_input_files("#index_neurons-corpora-upload", str(good))
+    box = "#index_neurons-corpora-datasets input:checked"
+    page.wait_for_selector(box)  # the upload is ticked as a corpus of the index
+    label = page.inner_text("#index_neurons-corpora-datasets")
+    assert f"{name} (texts, 2 rows)" in label  # shown as text, never as markup
+    assert page.evaluate("window.pwned") is None
+    page.click("#datasets summary")
+    row = page.locator("#datasets-table tr", has_text=name)
+    row.locator("button.delete-dataset").click()
+    page.wait_for_function("!document.querySelector('#datasets-table tbody').textContent.includes('markup')")
+    page.wait_for_function("!document.querySelector('#index_neurons-corpora-datasets input')")
+    assert [error for error in page.errors if "status of 422" not in error] == []

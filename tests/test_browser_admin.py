@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser_forms import server_file
 from tests.conftest import sqlite_url
 from tests.server import running_server
 from tests.test_browser import browser, page  # noqa: F401 - fixtures
@@ -22,7 +23,7 @@ def guarded_server(tmp_path_factory):
 
 
 def _start(tab, data) -> None:
-    tab.fill("#eval_mixing-data", str(data))
+    server_file(tab, "eval_mixing-data", data)
     tab.fill("#eval_mixing-limit", "2")
     tab.click("#eval-start")
 

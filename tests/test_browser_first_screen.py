@@ -5,6 +5,7 @@ before submit, then becoming usable without a reload when the job that makes the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.request
 
@@ -15,6 +16,7 @@ from app.methods import METHODS
 from tests.conftest import sqlite_url
 from tests.screens import screenshot
 from tests.server import running_server
+from tests.treebanks import write_treebank
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -62,6 +64,20 @@ def _submit_job(base: str, kind: str, params: dict) -> dict:
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202
         return json.loads(response.read())
+
+
+# the texts #method-availability shows, in order, and the first that carries a job's progress
+RECORD_NOTICES = """() => {
+  const notice = document.getElementById('method-availability');
+  window.__notices = [notice.hidden ? '(hidden)' : notice.textContent];
+  new MutationObserver(() => window.__notices.push(notice.hidden ? '(hidden)' : notice.textContent))
+    .observe(notice, { attributes: true, childList: true, characterData: true, subtree: true });
+}"""
+PROGRESS_SHOWN = """() => {
+  const notice = document.getElementById('method-availability');
+  if (/being trained: \\d+ %, .* left/.test(notice.textContent) && !notice.hidden) return notice.textContent;
+  return notice.hidden ? '(usable before any progress was shown)' : false;
+}"""
 
 
 def _example(label: str) -> int:
@@ -130,4 +146,33 @@ def test_a_head_being_fitted_then_listed_in_the_target_picker_without_reload(ser
     assert page.locator("#target-head-status").count() == 0
     page.select_option("#target-kind", "head")
     assert "first-screen-head" in page.inner_text("#target-head")
+    assert page.errors == []
+
+
+def test_a_probe_set_in_training_shows_progress_then_the_probe_runs_without_reload(server, page, tmp_path):
+    # large enough to run for a while (1600 sentences took 8 s on 2 idle cores): the page must see it run
+    train = write_treebank(tmp_path / "train.conllu", count=4000)
+    dev = write_treebank(tmp_path / "dev.conllu", count=40)
+    params = {"treebank": str(train), "dev": str(dev), "rank": 16, "max_epochs": 8, "topological": False}
+    job = _submit_job(server, "train_probes", params)
+    page.goto(server + "/")
+    page.select_option("#method", "structural_probe")
+    assert page.is_disabled("#analyze-button")
+    notice = page.inner_text("#method-availability")
+    assert notice.startswith("A probe set is being trained"), notice
+    # followed while it runs: the share done and the time left (every text the notice shows is recorded)
+    page.evaluate(RECORD_NOTICES)
+    seen = page.wait_for_function(PROGRESS_SHOWN, timeout=JOB_TIMEOUT_MS).json_value()
+    shown = page.evaluate("window.__notices")
+    assert re.search(r"being trained: \d+ %, (about .*|a few seconds) left\.", seen), f"no progress: {shown}"
+    page.wait_for_selector("#method-availability[hidden]", state="attached", timeout=JOB_TIMEOUT_MS)
+    assert page.is_enabled("#analyze-button")
+    with urllib.request.urlopen(f"{server}/api/jobs/{job['id']}", timeout=30) as response:
+        finished = json.loads(response.read())
+    assert finished["status"] == "done" and finished["eta_s"] is None and finished["started_at"]
+    page.fill("#text", "The horse raced past the barn fell.")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#figure .main-svg")
+    assert "Structural probe" in page.evaluate("document.getElementById('figure').layout.title.text")
     assert page.errors == []

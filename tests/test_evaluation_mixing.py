@@ -101,11 +101,15 @@ def test_cancelled_job_stores_nothing(client, tmp_path):
 
 
 def test_failed_job_reports_why(client, tmp_path):
-    job = client.post(
+    missing = client.post(
         "/api/jobs", json={"kind": "eval_mixing", "params": {"data": str(tmp_path / "nope.tsv")}}
     )
+    assert missing.status_code == 422 and "nope.tsv" in missing.json()["error"]["message"]  # before queueing
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n")
+    job = client.post("/api/jobs", json={"kind": "eval_mixing", "params": {"data": str(blank)}})
     finished = _wait(client, job.json()["id"])
-    assert finished["status"] == "failed" and "does not exist" in finished["message"]
+    assert finished["status"] == "failed" and "holds no texts" in finished["message"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from app.data import SAMPLE_CORPUS
 from app.errors import StoreUnavailable
 from app.main import create_app
 from app.store.db import RETRY_AFTER_S, check_connection, make_engine
@@ -19,6 +20,7 @@ from tests.tiny import slow_index_job, wait_for_job, write_corpus
 
 TEXT = "the cat sat on the mat"
 UNREACHABLE = "cannot be reached"
+SAMPLE = str(SAMPLE_CORPUS)  # a file that exists: the job is refused only because the store is down
 
 # every store-using endpoint and page, with a request that reaches the store (ids need not exist: the
 # store is asked before it could answer 404)
@@ -33,7 +35,7 @@ STORE_REQUESTS = [
     ("get", "/api/heads", None),
     ("get", "/api/heads/some-head", None),
     ("get", "/api/jobs", None),
-    ("post", "/api/jobs", {"kind": "index_neurons", "params": {"corpora": [{"name": "x", "path": "x.txt"}]}}),
+    ("post", "/api/jobs", {"kind": "index_neurons", "params": {"corpora": [{"name": "x", "path": SAMPLE}]}}),
     ("get", "/api/jobs/nosuchid00", None),
     ("post", "/api/jobs/nosuchid00/cancel", None),
     ("get", "/api/evaluations", None),

@@ -94,8 +94,8 @@ def test_bad_neuron_requests(client, tmp_path):
         "/api/jobs",
         json={"kind": "index_neurons", "params": {"corpora": [{"name": "a", "path": str(tmp_path / "no")}]}},
     )
-    done = wait_for_job(client, missing.json()["id"])
-    assert done["status"] == "failed" and "does not exist" in done["message"]
+    assert missing.status_code == 422  # refused before a job is queued
+    assert "params.corpora[0].path" in missing.json()["error"]["message"]
     _index(client, tmp_path)
     assert client.get("/api/neurons/99/0").status_code == 404
     assert client.get("/api/neurons/0/999999").status_code == 404

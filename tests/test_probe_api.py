@@ -75,8 +75,8 @@ def test_bad_probe_requests_are_clear_4xx(client, tmp_path):
         "/api/jobs",
         json={"kind": "train_probes", "params": {"treebank": str(tmp_path / "no.conllu"), "dev": "x"}},
     )
-    done = wait_for_job(client, bad_path.json()["id"])
-    assert done["status"] == "failed" and "does not exist" in done["message"]
+    assert bad_path.status_code == 422 and "params.treebank" in bad_path.json()["error"]["message"]
+    assert client.get("/api/jobs").json() == []  # refused before a job was queued
     wrong = client.post("/api/jobs", json={"kind": "train_probes", "params": {"treebank": 3, "rank": -1}})
     assert wrong.status_code == 422 and "params.rank" in wrong.json()["error"]["message"]
     assert client.get("/api/probes/nope").status_code == 404

@@ -8,13 +8,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from app.data import SAMPLE_CORPUS
 from app.errors import BertscopeError
 from app.main import create_app
 from app.modeling.loading import load_model
 from tests.conftest import make_settings
 from tests.tiny import make_model, make_tokenizer
 
-JOB = {"kind": "eval_mixing", "params": {"data": "/nonexistent.tsv"}}
+JOB = {"kind": "eval_mixing", "params": {"data": str(SAMPLE_CORPUS), "limit": 2}}
 
 
 def _client(tmp_path, tiny_bert, **settings) -> TestClient:

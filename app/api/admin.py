@@ -69,3 +69,40 @@ def require_admin(
     expected = settings.admin_token.get_secret_value().encode()
     if not secrets.compare_digest(credentials.credentials.encode(), expected):
         raise AdminForbidden("The admin token is wrong.")
+
+
+def is_admin(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether this request passes :func:`require_admin`."""
+    try:
+        require_admin(request, credentials)
+    except (AdminTokenRequired, AdminForbidden):
+        return False
+    return True
+
+
+def require_uploader(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> None:
+    """Dependency of the dataset routes that change data (upload, delete): admins, or anyone when the
+    server opens dataset jobs to everyone (setting ``open_dataset_jobs``)."""
+    if not request.app.state.settings.open_dataset_jobs:
+        require_admin(request, credentials)
+
+
+def authorize_job(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    admin_only: bool,
+    server_paths: list[str],
+) -> None:
+    """Admins may start or cancel any job. With ``open_dataset_jobs``, anyone may start or cancel a job that
+    is not admin-only and reads only uploaded datasets (never a file path on the server)."""
+    if is_admin(request, credentials):
+        return
+    if not request.app.state.settings.open_dataset_jobs or admin_only:
+        require_admin(request, credentials)  # raises the admin error that applies
+    if server_paths:
+        raise AdminForbidden(
+            f"Reading files on the server ({', '.join('params.' + path for path in server_paths)}) needs the "
+            "admin token; upload the file from the page (or POST /api/datasets) and pick the dataset instead."
+        )

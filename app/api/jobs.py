@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.admin import require_admin
+from app.api.admin import authorize_job, bearer, require_admin
 from app.api.deps import get_services
 from app.api.responses import NumpyJSONResponse
-from app.api.schemas import ADMIN_ERRORS, ERRORS, JobRequest
+from app.api.schemas import ADMIN_ERRORS, ERRORS, JobOut, JobRequest
 from app.figures.evaluation import evaluation_view
+from app.jobs.data_files import server_paths
 from app.jobs.manager import JobManager
-from app.jobs.registry import JOBS
+from app.jobs.registry import JOBS, get_job_kind, parse_params
 
 router = APIRouter(prefix="/api", tags=["jobs and evaluations"])
 
@@ -27,25 +29,44 @@ def job_kinds() -> dict[str, Any]:
     return {name: kind.Params.model_json_schema() for name, kind in JOBS.items()}
 
 
-@router.post("/jobs", status_code=202, dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
-def submit_job(body: JobRequest, jobs: JobManager = Depends(get_jobs)) -> NumpyJSONResponse:
-    """Queue a job; poll ``GET /api/jobs/{id}`` for progress."""
+@router.post("/jobs", status_code=202, responses=ADMIN_ERRORS)
+def submit_job(
+    body: JobRequest,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    jobs: JobManager = Depends(get_jobs),
+) -> NumpyJSONResponse:
+    """Queue a job; poll ``GET /api/jobs/{id}`` for progress. Data fields take an uploaded dataset
+    (``dataset:<id>``) or, for admins, a file path on the server."""
+    if not request.app.state.settings.open_dataset_jobs:
+        require_admin(request, credentials)
+    kind = get_job_kind(body.kind)
+    authorize_job(request, credentials, kind.admin_only, server_paths(parse_params(body.kind, body.params)))
     return NumpyJSONResponse(jobs.submit(body.kind, body.params).to_json(), status_code=202)
 
 
-@router.get("/jobs", responses=ERRORS)
+@router.get("/jobs", responses={200: {"model": list[JobOut]}, **ERRORS})
 def list_jobs(jobs: JobManager = Depends(get_jobs)) -> list[dict[str, Any]]:
     return [job.to_json() for job in jobs.records.jobs()]
 
 
-@router.get("/jobs/{job_id}", responses=ERRORS)
+@router.get("/jobs/{job_id}", responses={200: {"model": JobOut}, **ERRORS})
 def get_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
     return jobs.records.job(job_id).to_json()
 
 
-@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
-def cancel_job(job_id: str, jobs: JobManager = Depends(get_jobs)) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/cancel", responses=ADMIN_ERRORS)
+def cancel_job(
+    job_id: str,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    jobs: JobManager = Depends(get_jobs),
+) -> dict[str, Any]:
     """Ask a queued or running job to stop; nothing partial is stored."""
+    if not request.app.state.settings.open_dataset_jobs:
+        require_admin(request, credentials)
+    job = jobs.records.job(job_id)
+    authorize_job(request, credentials, get_job_kind(job.kind).admin_only, [])
     return jobs.cancel(job_id).to_json()
 
 

@@ -35,6 +35,26 @@ class AnalysisOut(BaseModel):
     cached: bool | None = None
 
 
+class JobOut(BaseModel):
+    """A job: what it runs, how far it is and, once done, what it made (``result_id``)."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    status: str = Field(description="queued, running, done, failed or cancelled.")
+    progress: float = Field(description="0-1.")
+    message: str
+    result_id: str | None = Field(description="The evaluation, head, probe set or revision it made.")
+    created_at: str
+    updated_at: str
+    started_at: str | None = Field(description="When it began running (null while queued).")
+    eta_s: float | None = Field(
+        description="Seconds left at the pace so far: elapsed x (1 - progress) / progress; null unless "
+        "running with some progress."
+    )
+    owner: str | None = Field(description="The replica that runs it.")
+
+
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(examples=["eval_mixing"])

@@ -63,6 +63,12 @@ class JobContext:
     progress: Progress
     should_stop: ShouldStop = lambda: False
 
+    def data_path(self, value: str) -> str:
+        """A file the readers can open for a data field's value (a server path or ``dataset:<id>``)."""
+        from app.jobs.data_files import local_path
+
+        return local_path(value, self.stores, self.settings)
+
     def stop_if_asked(self) -> None:
         """End the job here when its cancellation was requested."""
         if self.should_stop():
@@ -88,3 +94,4 @@ class JobKind:
     Params: type[BaseModel]
     run: Callable[[JobContext, BaseModel], JobOutcome]
     title: str
+    admin_only: bool = False  # never opened to everyone (setting open_dataset_jobs), e.g. loading a model

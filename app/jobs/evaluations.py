@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.data_files import data_field
 from app.jobs.neurons import MAX_CORPORA
 from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
@@ -36,7 +37,11 @@ class EvalMixingParams(BaseModel):
     """Faithfulness of mixing methods against blank-out (see mixing_faithfulness)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(title="Data file", description="Path of a TSV/CSV/JSONL/text file on the server.")
+    data: str = data_field(
+        "texts",
+        title="Data file",
+        description="Texts: an uploaded dataset, or a TSV/CSV/JSONL/text file on the server.",
+    )
     column: str | None = Field(
         None, title="Text column", description="Text column (default: sentence, text, or the first)."
     )
@@ -67,7 +72,7 @@ class EvalMixingParams(BaseModel):
 
 def run_eval_mixing(context: JobContext, params: EvalMixingParams) -> JobOutcome:
     """Run the mixing faithfulness evaluation."""
-    texts = read_texts(params.data, params.column, params.limit)
+    texts = read_texts(context.data_path(params.data), params.column, params.limit)
     methods = {name: METHODS.get(name) for name in params.methods}
     with context.model.using_model() as loaded:
         evaluation = evaluate_mixing(
@@ -91,7 +96,12 @@ class EvalDegradationParams(BaseModel):
     """Degradation test of attribution methods (see app.methods.evaluation.degradation)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(title="Data file", description="TSV/CSV (header) or JSONL file on the server.")
+    data: str = data_field(
+        "texts",
+        title="Data file",
+        description="Texts (a label column for gold labels): an uploaded dataset, or a TSV/CSV (header) "
+        "or JSONL file on the server.",
+    )
     text_col: str | None = Field(
         None, title="Text column", description="Text column (default: sentence, text, or the first)."
     )
@@ -147,10 +157,13 @@ class EvalDegradationParams(BaseModel):
 def run_eval_degradation(context: JobContext, params: EvalDegradationParams) -> JobOutcome:
     """Run the degradation test."""
     if params.label_col:
-        texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
+        texts, labels = read_labelled(
+            context.data_path(params.data), params.text_col, params.label_col, params.limit
+        )
         rows: list[tuple[str, str | None]] = list(zip(texts, labels, strict=True))
     else:
-        rows = [(text, None) for text in read_texts(params.data, params.text_col, params.limit)]
+        data = context.data_path(params.data)
+        rows = [(text, None) for text in read_texts(data, params.text_col, params.limit)]
     with context.model.using_model() as loaded:
         evaluation = evaluate_degradation(
             loaded,
@@ -174,7 +187,10 @@ class LabelledDataSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, examples=["ag_news"], description="Dataset name.")
-    path: str = Field(description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    path: str = data_field(
+        "labelled",
+        description="An uploaded labelled dataset, or a labelled TSV/CSV/JSONL file on the server.",
+    )
     text_col: str | None = Field(None, description="Text column (default: sentence, text, or the first).")
     label_col: str = Field("label", description="Label column.")
     label_names: dict[str, str] | None = Field(None, description='e.g. {"0": "World", "1": "Sports"}.')
@@ -189,7 +205,7 @@ class EvalNeuronsParams(BaseModel):
         min_length=1,
         max_length=MAX_CORPORA,
         description="Labelled datasets whose labels are the concepts.",
-        json_schema_extra={"widget": "json"},
+        json_schema_extra={"widget": "labelled_datasets"},
     )
     exemplars: int = Field(50, ge=1, le=1000, description="Top sentences per neuron.")
     top: int = Field(2, ge=1, le=20, description="k of precision@k and recall@k.")
@@ -207,7 +223,7 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
 
     datasets, names = [], {}
     for spec in params.datasets:
-        texts, labels = read_labelled(spec.path, spec.text_col, spec.label_col, spec.limit)
+        texts, labels = read_labelled(context.data_path(spec.path), spec.text_col, spec.label_col, spec.limit)
         datasets.append((spec.name, texts, labels))
         if spec.label_names:
             names[spec.name] = spec.label_names

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.data_files import data_field
 from app.methods.evaluation.texts import read_labelled
 from app.modeling.heads import fit_head
 
@@ -15,13 +16,21 @@ class FitHeadParams(BaseModel):
     """Fit a logistic-regression head on frozen pooled embeddings (see app.modeling.heads)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str = Field(title="Data file", description="Labelled TSV/CSV (header) or JSONL file on the server.")
+    data: str = data_field(
+        "labelled",
+        title="Data file",
+        description="Labelled texts: an uploaded dataset, or a TSV/CSV (header) or JSONL file on the server.",
+    )
     text_col: str | None = Field(
         None, title="Text column", description="Text column (default: sentence, text, or the first)."
     )
     label_col: str = Field("label", title="Label column", description="Label column.")
-    dev: str | None = Field(
-        None, title="Dev file", description="Held-out file of the same format (default: a 20% split)."
+    dev: str | None = data_field(
+        "labelled",
+        None,
+        title="Dev file",
+        description="Held-out labelled texts with the same columns (default: a 20% split).",
+        json_schema_extra={"advanced": True},
     )
     name: str | None = Field(
         None, max_length=200, description="Name to select the head by (default: file stem)."
@@ -39,9 +48,14 @@ class FitHeadParams(BaseModel):
 
 
 def run_fit_head(context: JobContext, params: FitHeadParams) -> JobOutcome:
-    texts, labels = read_labelled(params.data, params.text_col, params.label_col, params.limit)
-    dev = read_labelled(params.dev, params.text_col, params.label_col) if params.dev else None
-    name = params.name or Path(params.data).stem
+    data = context.data_path(params.data)
+    texts, labels = read_labelled(data, params.text_col, params.label_col, params.limit)
+    dev = (
+        read_labelled(context.data_path(params.dev), params.text_col, params.label_col)
+        if params.dev
+        else None
+    )
+    name = params.name or Path(data).stem
     with context.model.exclusive() as loaded:
         head = fit_head(
             loaded,

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from app.errors import BertscopeError, StoreUnavailable
 from app.jobs.contract import JobCancelled, JobContext, JobOutcome, ModelAccess
+from app.jobs.data_files import check_references
 from app.jobs.registry import get_job_kind, parse_params
 from app.settings import Settings
 from app.store.db import ensure_ready, on_first_connection
@@ -93,6 +94,7 @@ class JobManager:
 
     def submit(self, kind: str, params: dict[str, Any]) -> Job:
         parsed = parse_params(kind, params)
+        check_references(parsed, self.stores)
         job = self.records.create_job(kind, parsed.model_dump(mode="json"), owner=self.owner)
         with self._lock:
             self._cancel[job.id] = threading.Event()

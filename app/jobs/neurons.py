@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.data import SAMPLE_CORPUS, WIKIPEDIA_SAMPLE
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.data_files import data_field
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
@@ -36,7 +37,11 @@ class CorpusSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, examples=["wiki"], description="Corpus name.")
-    path: str = Field(description="Text (one sentence per line), CSV/TSV/JSONL with a column, or CoNLL-U.")
+    path: str = data_field(
+        "texts",
+        description="An uploaded dataset, or a file on the server: text (one sentence per line), "
+        "CSV/TSV/JSONL with a column, or CoNLL-U.",
+    )
     column: str | None = Field(None, description="Text column of a CSV/TSV/JSONL file.")
     limit: int | None = Field(None, ge=1, le=10_000_000, description="Use only the first N sentences.")
 
@@ -125,7 +130,7 @@ def sample_corpus_params() -> dict:
 def run_index_neurons(context: JobContext, params: IndexNeuronsParams) -> JobOutcome:
     """Index each corpus (resuming a stopped build), then describe them all when asked."""
     settings = context.settings
-    texts = [read_corpus(spec.path, spec.column, spec.limit) for spec in params.corpora]
+    texts = [read_corpus(context.data_path(spec.path), spec.column, spec.limit) for spec in params.corpora]
     weights = {spec.name: float(len(t)) for spec, t in zip(params.corpora, texts, strict=True)}
     if params.describe:
         weights["describe"] = sum(weights.values())

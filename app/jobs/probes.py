@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.data import UD_EWT_DEV_SLICE, UD_EWT_TRAIN_SLICE
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.data_files import data_field
 from app.methods.probes.pipeline import TrainOptions, train_probe_set
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
 from app.methods.probes.probe_set import ProbeSet
@@ -21,9 +22,15 @@ class TrainProbesParams(BaseModel):
     """Structural probes of every layer (Hewitt & Manning 2019), tree topological curves (Li et al. 2023)."""
 
     model_config = ConfigDict(extra="forbid")
-    treebank: str = Field(title="Training treebank", description="CoNLL-U training treebank on the server.")
-    dev: str = Field(
-        title="Dev treebank", description="CoNLL-U dev treebank (early stopping and the reported metrics)."
+    treebank: str = data_field(
+        "treebank",
+        title="Training treebank",
+        description="An uploaded CoNLL-U treebank, or a CoNLL-U file on the server.",
+    )
+    dev: str = data_field(
+        "treebank",
+        title="Dev treebank",
+        description="CoNLL-U dev treebank (early stopping, reported metrics): uploaded, or on the server.",
     )
     layers: list[int] | None = Field(None, description="Layers (0 = embeddings); default all.")
     rank: int = Field(DEFAULT_RANK, ge=1, le=4096, description="Rank of the probe maps.")
@@ -73,7 +80,8 @@ def default_probe_params() -> dict:
 
 def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutcome:
     """Train a probe set on the loaded model and measure it on the dev treebank."""
-    train, dev = read_conllu(params.treebank, params.limit), read_conllu(params.dev)
+    treebank = context.data_path(params.treebank)
+    train, dev = read_conllu(treebank, params.limit), read_conllu(context.data_path(params.dev))
     layers = params.layers
     with context.model.using_model() as loaded:
         return _train(context, loaded, params, train, dev, layers)
@@ -108,7 +116,7 @@ def _train(
         exclusive=context.model.exclusive,
     )
     probes = ProbeSet(
-        name=params.name or Path(params.treebank).stem,
+        name=params.name or Path(context.data_path(params.treebank)).stem,
         model_name=loaded.name,
         model_revision=loaded.revision,
         layers=trained.weights.layers,

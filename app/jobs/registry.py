@@ -34,7 +34,7 @@ JOBS: dict[str, JobKind] = {
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation, "Degradation test"),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing, "Mixing faithfulness"),
     "fit_head": JobKind(FitHeadParams, run_fit_head, "Fit a classification head"),
-    "load_model": JobKind(LoadModelParams, run_load_model, "Load another model"),
+    "load_model": JobKind(LoadModelParams, run_load_model, "Load another model", admin_only=True),
 }
 
 

@@ -1,4 +1,5 @@
-"""The services one process runs: the runner, the stores, the analyses and the job manager, built together."""
+"""The services one process runs: the runner, the stores, the analyses, the job manager and the uploaded
+datasets, built together."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 from app.jobs.manager import JobManager
 from app.modeling.loading import LoadedModel
 from app.services.analyses import Analyses
+from app.services.datasets import Datasets
 from app.services.runner import Runner
 from app.settings import Settings
 from app.store.stores import Stores
@@ -23,6 +25,7 @@ class Services:
     stores: Stores
     analyses: Analyses
     jobs: JobManager
+    datasets: Datasets
 
     def close(self) -> None:
         """Stop the job worker and the batcher, then close the database's connections."""
@@ -41,4 +44,5 @@ def build_services(loaded: LoadedModel, engine: Engine, settings: Settings) -> S
         stores=stores,
         analyses=Analyses(runner, stores),
         jobs=JobManager(runner, stores, settings),
+        datasets=Datasets(stores.datasets, settings),
     )

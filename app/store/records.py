@@ -32,12 +32,29 @@ class Job:
     created_at: datetime
     updated_at: datetime
     owner: str | None = None  # the replica that runs it
+    started_at: datetime | None = None  # when it began running (None while queued)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        """The job as the API returns it, with ``eta_s``: seconds left at the pace so far (None unless it is
+        running and has made progress)."""
         body = dict(self.__dict__)
         body["created_at"] = self.created_at.isoformat()
         body["updated_at"] = self.updated_at.isoformat()
+        body["started_at"] = self.started_at.isoformat() if self.started_at else None
+        body["eta_s"] = eta_seconds(self.status, self.progress, self.started_at, now or datetime.now(UTC))
         return body
+
+
+def eta_seconds(status: str, progress: float, started_at: datetime | None, now: datetime) -> float | None:
+    """Seconds a running job still needs if the rest goes at the pace so far: elapsed x (1 - p) / p.
+
+    None while queued or finished, before it reports progress (p = 0: no pace yet) or without a start time.
+    """
+    if status != "running" or started_at is None or not progress > 0:
+        return None
+    elapsed = max((now - started_at).total_seconds(), 0.0)
+    done = min(progress, 1.0)
+    return round(elapsed * (1.0 - done) / done, 1)
 
 
 @dataclass
@@ -67,6 +84,7 @@ def _job(row: JobRow) -> Job:
         row.created_at,
         row.updated_at,
         row.owner,
+        row.started_at,
     )
 
 
@@ -125,7 +143,10 @@ class RecordStore:
             return [_job(row) for row in rows]
 
     def update_job(self, job_id: str, **values: Any) -> None:
+        """Set columns of one job; marking it running also records when it started."""
         values["updated_at"] = datetime.now(UTC)
+        if values.get("status") == "running":
+            values.setdefault("started_at", values["updated_at"])
         with self._session() as session:
             session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from app.store.analyses import AnalysisStore
+from app.store.datasets import DatasetStore
 from app.store.heads import HeadStore
 from app.store.neuron_descriptions import DescriptionStore
 from app.store.neurons import NeuronStore
@@ -16,7 +17,8 @@ from app.store.records import RecordStore
 
 @dataclass(frozen=True)
 class Stores:
-    """Analyses, job records and evaluations, fitted heads, probe sets, neuron indexes and descriptions."""
+    """Analyses, job records and evaluations, fitted heads, probe sets, neuron indexes and descriptions,
+    uploaded datasets."""
 
     engine: Engine
     analyses: AnalysisStore
@@ -25,6 +27,7 @@ class Stores:
     probes: ProbeStore
     neurons: NeuronStore
     descriptions: DescriptionStore
+    datasets: DatasetStore
 
     @classmethod
     def on(cls, engine: Engine) -> Stores:
@@ -36,4 +39,5 @@ class Stores:
             probes=ProbeStore(engine),
             neurons=NeuronStore(engine),
             descriptions=DescriptionStore(engine),
+            datasets=DatasetStore(engine),
         )

@@ -115,6 +115,7 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the replica that runs it
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # when it began running
 
 
 class HeadRow(Base):
@@ -260,3 +261,33 @@ class DescriptorScoreRow(Base):
     descriptor: Mapped[str] = mapped_column(String(200), primary_key=True)  # lower-case label
     score: Mapped[float] = mapped_column(Float)  # best log2 enrichment over the corpora
     corpus: Mapped[str] = mapped_column(String(200))  # where that score was reached
+
+
+class DatasetRow(Base):
+    """A data file uploaded from the page: name, kind, content hash, what validation found."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("sha256", "kind", name="uq_datasets_sha256_kind"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # texts labelled treebank
+    format: Mapped[str] = mapped_column(String(10))  # the suffix the readers dispatch on (.tsv, .conllu, ...)
+    filename: Mapped[str] = mapped_column(String(500))  # as the user named it: shown, never used as a path
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class DatasetChunkRow(Base):
+    """One piece of a dataset's content, in order: a file is stored and read back without holding it whole."""
+
+    __tablename__ = "dataset_chunks"
+
+    dataset_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    content: Mapped[bytes] = mapped_column(LargeBinary)

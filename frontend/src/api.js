@@ -20,10 +20,13 @@ export function errorMessage(status, body) {
   return `The server answered ${status}.`;
 }
 
-/** The parsed JSON answer of `url`; `payload` (when given) is sent as a JSON body. Throws ApiError. */
-export async function request(url, { method = "GET", payload } = {}) {
+/** The parsed JSON answer of `url`; `payload` (when given) is sent as a JSON body, `form` (a FormData) as a
+ * multipart body. Throws ApiError. */
+export async function request(url, { method = "GET", payload, form } = {}) {
   const options = { method, headers: { Accept: "application/json" } };
-  if (payload !== undefined) {
+  if (form !== undefined) {
+    options.body = form;  // the browser sets the multipart Content-Type with its boundary
+  } else if (payload !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(payload);
   }
@@ -46,3 +49,18 @@ export const postJSON = (url, payload) => request(url, { method: "POST", payload
 
 /** POST /api/analyses: the stored analysis (its `id` and `url`), without the result itself. */
 export const postAnalysis = (payload) => postJSON("/api/analyses?include_result=false", payload);
+
+/** Uploaded datasets (newest first), optionally of one kind. */
+export const listDatasets = (kind = null) => getJSON(kind ? `/api/datasets?kind=${encodeURIComponent(kind)}` : "/api/datasets");
+
+/** POST a file as a dataset (validated by the server; the same file again answers the stored dataset).
+ * `fields`: optional name, kind, text_column, label_column. */
+export function uploadDataset(file, fields = {}) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  for (const [key, value] of Object.entries(fields)) if (value) form.append(key, value);
+  return request("/api/datasets", { method: "POST", form });
+}
+
+/** DELETE a dataset. */
+export const deleteDataset = (id) => request(`/api/datasets/${encodeURIComponent(id)}`, { method: "DELETE" });

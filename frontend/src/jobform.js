@@ -3,7 +3,10 @@
 // <details>; submitting collects the params (params.collectParams) and hands them to `submit(kind, params)`.
 // Every text from the schema goes in through textContent (dom.el), never as markup.
 
+import { getJSON } from "./api.js";
+import { corporaWidget, datasetWidget, labelledDatasetsWidget } from "./datasets.js";
 import { el } from "./dom.js";
+import { JOB_SETTLED } from "./jobs.js";
 import { collectParams, fieldsFromSchema } from "./params.js";
 
 /** The id of a field's input: `<kind>-<field>` (choices and widget parts add `-<option>` / `-<part>`). */
@@ -73,16 +76,25 @@ function textareaField(id, field, placeholder, rows = 3) {
   return { node: labelled(id, field, area), read: () => area.value };
 }
 
-/** A target spec: the model's default, a fitted head (when the schema says the job takes them, from the page's
- * `heads`), or any target spec typed as JSON. */
+const headOptions = (heads) => [
+  el("option", { value: "", text: "the model's default target" }),
+  ...heads.map((head) => el("option", { value: `head:${head.id}`, text: `head ${head.name} (held-out accuracy ${head.metrics.held_out_accuracy.toFixed(3)})` })),
+  el("option", { value: "json", text: "another target (JSON)" }),
+];
+
+/** A target spec: the model's default, a fitted head (when the schema says the job takes them: the page's
+ * `heads`, and every head a fit_head job stores while the page is open), or any target spec typed as JSON. */
 function targetWidget(id, field, context) {
-  const heads = field.schema.fitted_heads ? context.heads || [] : [];
-  const options = [
-    el("option", { value: "", text: "the model's default target" }),
-    ...heads.map((head) => el("option", { value: `head:${head.id}`, text: `head ${head.name} (held-out accuracy ${head.metrics.held_out_accuracy.toFixed(3)})` })),
-    el("option", { value: "json", text: "another target (JSON)" }),
-  ];
-  const select = el("select", { id, name: field.name }, options);
+  const takesHeads = Boolean(field.schema.fitted_heads);
+  const select = el("select", { id, name: field.name }, headOptions(takesHeads ? context.heads || [] : []));
+  if (takesHeads) {
+    document.addEventListener(JOB_SETTLED, async (event) => {
+      if (event.detail.kind !== "fit_head" || event.detail.status !== "done") return;
+      const chosen = select.value;
+      select.replaceChildren(...headOptions(await getJSON("/api/heads").catch(() => context.heads || [])));
+      select.value = [...select.options].some((option) => option.value === chosen) ? chosen : "";
+    });
+  }
   const json = el("input", { id: `${id}-json`, name: field.name, size: 40, placeholder: '{"kind": "zero_shot", "labels": ["good", "bad"]}', hidden: true });
   select.addEventListener("change", () => { json.hidden = select.value !== "json"; });
   const read = () => {
@@ -95,7 +107,9 @@ function targetWidget(id, field, context) {
 
 const WIDGETS = {
   target: targetWidget,
-  corpora: (id, field) => textareaField(id, field, "wiki=/data/wiki.txt\nnews=/data/news.txt  (one NAME=PATH per line)"),
+  dataset: datasetWidget,
+  corpora: corporaWidget,
+  labelled_datasets: labelledDatasetsWidget,
   json: (id, field) => textareaField(id, field, field.placeholder || "JSON", 2),
 };
 

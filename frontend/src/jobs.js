@@ -42,6 +42,16 @@ export async function followJob(id, { onUpdate = () => {}, interval = POLL_MS, w
   }
 }
 
+/** The event every job board sends when a job it follows settles (`detail`: the job), so other parts of the
+ * page can catch up (e.g. target pickers list a head that a fit_head job just stored). */
+export const JOB_SETTLED = "bertscope:job-settled";
+
+function announceSettled(job) {
+  if (typeof document !== "undefined" && typeof document.dispatchEvent === "function") {
+    document.dispatchEvent(new CustomEvent(JOB_SETTLED, { detail: job }));
+  }
+}
+
 /** The jobs of one page: `load()` lists them (only `kinds` when given) and follows the active ones,
  * `start(kind, params)` submits one and follows it. `onSettled(job)` is called once for every job this page
  * saw go from active to done, failed or cancelled; `onError(error)` for a failed request (or a failing
@@ -64,7 +74,10 @@ export function jobBoard({ tbody, kinds = null, onSettled = () => {}, onError = 
     if (!isActive(job) || following.has(job.id)) return;
     following.add(job.id);
     followJob(job.id, { onUpdate: update, interval, wait })
-      .then(onSettled)
+      .then((settled) => {
+        announceSettled(settled);
+        return onSettled(settled);
+      })
       .catch(onError)
       .finally(() => following.delete(job.id));
   };

@@ -2,6 +2,7 @@
 // the page's JSON spec and hands it to that page's module. Only this module imports page modules.
 
 import { setupAdminToken } from "./admin.js";
+import { datasetsPanel } from "./datasets.js";
 import { setupComparePage } from "./pages/compare.js";
 import { setupEvaluations } from "./pages/evaluations.js";
 import { setupNeuronPage } from "./pages/neuron.js";
@@ -28,6 +29,8 @@ function boot() {
   setupAdminToken();
   const spec = readSpec();
   if (spec) PAGES[spec.page || "sentence"](spec);
+  const datasets = document.getElementById("datasets");
+  if (datasets) datasetsPanel(datasets);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);

@@ -1,6 +1,8 @@
 // Form fields generated from a pydantic params JSON schema (a method's or a job's), and the values they collect.
 // Pure: no DOM. The page renders the fields (dom.js for method params, jobform.js for jobs).
 
+import { pickedCorpora } from "./datasetlist.js";
+
 function resolve(schema, node) {
   if (node && node.$ref) {
     const name = node.$ref.split("/").pop();
@@ -95,6 +97,23 @@ export function corpusSpecs(text) {
     });
 }
 
+/** index_neurons corpora from the corpora widget: NAME=PATH lines typed, then the ticked datasets (each a
+ * corpus named after it, unique); undefined when there are none. */
+export function corporaValue({ text = "", datasets = [] }) {
+  const typed = corpusSpecs(text);
+  const specs = [...typed, ...pickedCorpora(datasets, typed.map((spec) => spec.name))];
+  return specs.length ? specs : undefined;
+}
+
+/** The neuron evaluation's datasets: JSON specs typed (a list), then the ticked datasets (each a spec named
+ * after it, unique); undefined when there are none. */
+export function labelledDatasetsValue({ text = "", datasets = [] }, label = "Datasets") {
+  const typed = String(text).trim() ? parseJSON(text, label) : [];
+  if (!Array.isArray(typed)) throw new Error(`${label}: type a JSON list of dataset specs`);
+  const specs = [...typed, ...pickedCorpora(datasets, typed.map((spec) => spec.name))];
+  return specs.length ? specs : undefined;
+}
+
 /** JSON typed into a field; a message naming the field when it is not JSON. */
 export function parseJSON(text, label) {
   try {
@@ -112,8 +131,11 @@ function widgetValue(field, value) {
     if (value && value.kind === "json") return widgetValue({ ...field, widget: "json" }, value.json);
     return collectTarget(value) ?? undefined;
   }
+  if (field.widget === "corpora" && value && typeof value === "object") return corporaValue(value);
+  if (field.widget === "labelled_datasets") return labelledDatasetsValue(value, field.label);
   if (isEmpty(value) || !String(value).trim()) return undefined;
   if (field.widget === "corpora") return corpusSpecs(value);
+  if (field.widget === "dataset") return String(value).trim();
   if (field.widget === "json") return parseJSON(value, field.label);
   throw new Error(`${field.label}: no widget called "${field.widget}"`);
 }
