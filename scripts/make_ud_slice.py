@@ -1,6 +1,6 @@
 """Write the UD English EWT slices the package ships for its default probe set (``app/data/ud_ewt_*.conllu``).
 
-    .venv/bin/python scripts/make_ud_slice.py [--every 4] [--dev-every 5]
+    .venv/bin/python scripts/make_ud_slice.py [--every 1] [--dev-every 5]
 
 Train: every ``--every``-th sentence (1st, 1+every-th, ...) of ``../shared/data/ud-english-ewt/
 en_ewt-ud-train-subset.conllu`` (itself every 3rd document of the released EWT train split), so all five
@@ -9,7 +9,8 @@ genres stay in. Dev: every ``--dev-every``-th sentence of the released dev split
 FORM, UPOS, HEAD and DEPREL; LEMMA, XPOS, FEATS, DEPS and MISC become ``_``, empty nodes (``8.1``, enhanced
 graph only) and comments other than ``sent_id`` and ``text`` are dropped, multiword token lines are kept.
 ``bench/default_probes.py`` measures the slice against the full subset (target: within 0.02 UUAS at the best
-layer).
+layer). The default keeps every sentence: smaller slices stayed 0.04 (every 2nd) and 0.08 (every 4th) UUAS
+below, while the whole subset trains in about 70 s on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def write_slice(blocks: list[list[str]], every: int, path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--every", type=int, default=4, help="Keep every N-th train subset sentence.")
+    parser.add_argument("--every", type=int, default=1, help="Keep every N-th train subset sentence.")
     parser.add_argument("--dev-every", type=int, default=5, help="Keep every N-th dev sentence.")
     parser.add_argument("--out", type=Path, default=DATA, help="Folder to write the slices into.")
     args = parser.parse_args()

@@ -7,7 +7,6 @@ import pytest
 from tests.browser_forms import server_file
 from tests.conftest import sqlite_url
 from tests.server import running_server
-from tests.test_browser import browser, page  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +27,7 @@ def _start(tab, data) -> None:
     tab.click("#eval-start")
 
 
-def test_jobs_need_the_admin_token_typed_in_the_top_bar(guarded_server, page, tmp_path):  # noqa: F811
+def test_jobs_need_the_admin_token_typed_in_the_top_bar(guarded_server, page, tmp_path):
     data = tmp_path / "sentences.txt"
     data.write_text("a fine film .\nnot worth the ticket .\n")
     page.goto(guarded_server + "/evaluations")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from app.jobs.probes import DEFAULT_SET_NAME
@@ -12,13 +10,9 @@ from tests.conftest import sqlite_url
 from tests.server import running_server
 from tests.tiny import save_checkpoint
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 TRAINING_TIMEOUT_MS = 600_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +22,6 @@ def training_server(tmp_path_factory):
     model = str(save_checkpoint(directory / "model"))
     with running_server(sqlite_url(directory), model=model, train_probes=True) as base:
         yield base
-
-
-@pytest.fixture
-def page():
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.errors = errors
-        yield page
-        browser.close()
 
 
 def test_probes_page_follows_the_default_training_then_shows_the_set(training_server, page):

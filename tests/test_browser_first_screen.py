@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.request
 
 import pytest
@@ -18,41 +17,15 @@ from tests.screens import screenshot
 from tests.server import running_server
 from tests.treebanks import write_treebank
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 JOB_TIMEOUT_MS = 600_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with running_server(sqlite_url(tmp_path_factory.mktemp("first-screen"))) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.errors = errors
-    yield page
-    context.close()
 
 
 def _submit_job(base: str, kind: str, params: dict) -> dict:

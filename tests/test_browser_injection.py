@@ -18,7 +18,6 @@ import pytest
 
 from tests.conftest import sqlite_url
 from tests.server import running_server
-from tests.test_browser import browser, page  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,7 +94,7 @@ def injected_server(tmp_path_factory):
         describer.server_close()
 
 
-def test_markup_in_descriptors_and_corpus_lines_stays_text(injected_server, page):  # noqa: F811
+def test_markup_in_descriptors_and_corpus_lines_stays_text(injected_server, page):
     found = httpx.get(f"{injected_server}/api/neurons", params={"q": "onerror", "limit": 5}).json()
     assert found["total"] > 0, "no neuron was tied to the markup descriptor"
     page.goto(injected_server + "/neurons")
