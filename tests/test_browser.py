@@ -599,5 +599,7 @@ def test_broken_uploads_say_what_to_fix_and_datasets_can_be_deleted(server, page
     row = page.locator("#datasets-table tr", has_text=name)
     row.locator("button.delete-dataset").click()
     page.wait_for_function("!document.querySelector('#datasets-table tbody').textContent.includes('markup')")
-    page.wait_for_function("!document.querySelector('#index_neurons-corpora-datasets input')")
+    page.wait_for_function(  # gone from the corpora picker too (other tests' datasets stay)
+        "!document.getElementById('index_neurons-corpora-datasets').textContent.includes('markup')"
+    )
     assert [error for error in page.errors if "status of 422" not in error] == []

@@ -90,3 +90,42 @@ def test_safe_stems_keep_only_plain_characters():
     assert safe_stem("<script>") == "script"
     assert safe_stem("...") == "dataset"
     assert len(safe_stem("x" * 500)) == 80
+
+
+def test_gold_trees_are_found_in_uploaded_treebanks(tmp_path):
+    """A probe set trained on uploaded datasets names them as dataset:<id>: the lookup reads them through its
+    resolver, and a reference it cannot resolve (a deleted dataset) has no sentences instead of failing."""
+    from app.methods.probes.lookup import TreebankLookup
+    from app.methods.probes.probe_set import ProbeSet
+    from tests.treebanks import write_treebank
+
+    treebank = write_treebank(tmp_path / "dev.conllu")
+
+    def resolve(value: str) -> str:
+        if value == "dataset:gone":
+            raise NotFound("No dataset 'gone'.")
+        return str(treebank) if value == "dataset:dev" else value
+
+    probes = ProbeSet(
+        name="p",
+        model_name="m",
+        model_revision="r",
+        layers=[0],
+        distance={},
+        depth={},
+        params={"dev": "dataset:dev"},
+        metrics={},
+    )
+    examples = TreebankLookup(resolve).examples(probes, 3, min_words=1)
+    assert examples and TreebankLookup(resolve).find(probes, examples[0]) is not None
+    gone = ProbeSet(
+        name="p",
+        model_name="m",
+        model_revision="r",
+        layers=[0],
+        distance={},
+        depth={},
+        params={"dev": "dataset:gone"},
+        metrics={},
+    )
+    assert TreebankLookup(resolve).examples(gone, 3, min_words=1) == []

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.errors import InvalidInput, format_validation_error
+from app.jobs.data_files import local_path
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
 from app.methods.base import Method, Result
@@ -72,7 +74,7 @@ class Analyses:
     def __init__(self, runner: Runner, stores: Stores) -> None:
         self.runner = runner
         self.stores = stores
-        self.treebanks = TreebankLookup()
+        self.treebanks = TreebankLookup(partial(local_path, stores=stores, settings=runner.settings))
         self._flights: dict[str, threading.Event] = {}  # cache keys being computed now
         self._flights_lock = threading.Lock()
 

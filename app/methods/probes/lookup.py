@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import BertscopeError
@@ -13,9 +14,13 @@ TREEBANK_PARAMS = ("dev", "treebank")  # held-out first
 
 
 class TreebankLookup:
-    """Sentences by text of the treebanks named in probe sets' params, read once and kept."""
+    """Sentences by text of the treebanks named in probe sets' params, read once and kept.
 
-    def __init__(self) -> None:
+    ``resolve`` turns a params value (a server path, or an uploaded dataset's reference) into a file to read;
+    a value it cannot resolve (e.g. a deleted dataset) is a treebank without sentences."""
+
+    def __init__(self, resolve: Callable[[str], str] = str) -> None:
+        self._resolve = resolve
         self._by_path: dict[str, dict[str, TreeSentence]] = {}
         self._lock = threading.Lock()
 
@@ -39,7 +44,10 @@ class TreebankLookup:
     def _sentences(self, path: str) -> dict[str, TreeSentence]:
         with self._lock:
             if path not in self._by_path:
-                self._by_path[path] = _read(path)
+                try:
+                    self._by_path[path] = _read(self._resolve(path)) if path else {}
+                except BertscopeError:
+                    self._by_path[path] = {}
             return self._by_path[path]
 
 
