@@ -96,7 +96,6 @@ def test_gold_trees_are_found_in_uploaded_treebanks(tmp_path):
     """A probe set trained on uploaded datasets names them as dataset:<id>: the lookup reads them through its
     resolver, and a reference it cannot resolve (a deleted dataset) has no sentences instead of failing."""
     from app.methods.probes.lookup import TreebankLookup
-    from app.methods.probes.probe_set import ProbeSet
     from tests.treebanks import write_treebank
 
     treebank = write_treebank(tmp_path / "dev.conllu")
@@ -106,26 +105,24 @@ def test_gold_trees_are_found_in_uploaded_treebanks(tmp_path):
             raise NotFound("No dataset 'gone'.")
         return str(treebank) if value == "dataset:dev" else value
 
-    probes = ProbeSet(
-        name="p",
-        model_name="m",
-        model_revision="r",
-        layers=[0],
-        distance={},
-        depth={},
-        params={"dev": "dataset:dev"},
-        metrics={},
-    )
+    probes = _probe_set("dataset:dev")
     examples = TreebankLookup(resolve).examples(probes, 3, min_words=1)
     assert examples and TreebankLookup(resolve).find(probes, examples[0]) is not None
-    gone = ProbeSet(
+    gone = _probe_set("dataset:gone")
+    assert TreebankLookup(resolve).examples(gone, 3, min_words=1) == []
+
+
+def _probe_set(dev: str):
+    """A probe set record whose dev treebank is ``dev`` (no weights: only the lookup reads it)."""
+    from app.methods.probes.probe_set import ProbeSet
+
+    return ProbeSet(
         name="p",
         model_name="m",
         model_revision="r",
         layers=[0],
         distance={},
         depth={},
-        params={"dev": "dataset:gone"},
+        params={"dev": dev},
         metrics={},
     )
-    assert TreebankLookup(resolve).examples(gone, 3, min_words=1) == []

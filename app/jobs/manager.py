@@ -72,7 +72,7 @@ class JobManager:
         self._queue: queue.Queue[str] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._cancel_events_guard = threading.Lock()  # guards self._cancel only
         self._stopped = threading.Event()
         self.owner = settings.replica_id
 
@@ -96,7 +96,7 @@ class JobManager:
         parsed = parse_params(kind, params)
         check_references(parsed, self.stores)
         job = self.records.create_job(kind, parsed.model_dump(mode="json"), owner=self.owner)
-        with self._lock:
+        with self._cancel_events_guard:
             self._cancel[job.id] = threading.Event()
         self._queue.put(job.id)
         return job
@@ -104,7 +104,7 @@ class JobManager:
     def cancel(self, job_id: str) -> Job:
         job = self.records.job(job_id)
         if job.status in ("queued", "running"):
-            with self._lock:
+            with self._cancel_events_guard:
                 event = self._cancel.get(job_id)
             if event is not None:
                 event.set()
@@ -127,7 +127,7 @@ class JobManager:
             except Exception:  # the worker must survive anything a job does
                 log.exception("job %s crashed", job_id)
             finally:
-                with self._lock:
+                with self._cancel_events_guard:
                     self._cancel.pop(job_id, None)
 
     def _retrying(self, call: Callable[[], T]) -> T:
