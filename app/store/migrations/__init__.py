@@ -16,6 +16,8 @@ After changing a table class, write the revision that makes the change::
 
 from __future__ import annotations
 
+import random
+import time
 from functools import cache
 from pathlib import Path
 
@@ -24,12 +26,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from app.errors import StoreUnavailable
 
 LOCATION = Path(__file__).resolve().parent
 # the PostgreSQL advisory lock taken while migrating (any fixed 64-bit number; this one spells "bertscope")
 ADVISORY_LOCK_KEY = 0x62657274_73636F70
+# how long SQLite's immediate "database is locked" answers are retried before the error is raised
+SQLITE_BUSY_RETRY_S = 30.0
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -54,7 +59,26 @@ def current(connection: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to :func:`head` in one transaction, one process at a time."""
+    """Bring the database to :func:`head` in one transaction, one process at a time.
+
+    SQLite in WAL mode answers "database is locked" without waiting for its busy timeout in a few moments
+    (another process opening or closing the file's WAL index, see https://sqlite.org/wal.html, "Sometimes
+    Queries Return SQLITE_BUSY In WAL Mode"); the upgrade is then tried again after a short pause, so
+    processes starting at once still migrate one after the other.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_RETRY_S
+    while True:
+        try:
+            _upgrade_once(engine)
+            return
+        except OperationalError as exc:
+            busy = engine.dialect.name == "sqlite" and "locked" in str(exc.orig)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05 + random.random() * 0.2)
+
+
+def _upgrade_once(engine: Engine) -> None:
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # held until the transaction ends; a replica waiting here then finds the schema up to date
