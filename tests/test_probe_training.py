@@ -79,3 +79,31 @@ def test_unalignable_sentences_are_counted(tiny_bert, tmp_path):
     report = features.report()
     assert report["used"] + report["skipped"] == len(sentences)
     assert report["skipped_reasons"] == {"too many subwords": report["skipped"]} and report["skipped"] > 0
+
+
+def test_figures_over_seeds_are_means_with_spread_and_repeatable(tiny_bert, tmp_path):
+    """Three seeds: ``layers`` is the mean of ``per_seed``, ``layers_std`` their sample spread, the stored
+    probes are the first seed's; the same seeds give the same numbers; a second treebank is measured too."""
+    train = read_conllu(write_treebank(tmp_path / "train.conllu", count=24))
+    dev = read_conllu(write_treebank(tmp_path / "dev.conllu"))
+    second = read_conllu(write_treebank(tmp_path / "second.conllu", count=12, extras=False))
+    options = TrainOptions(rank=8, max_epochs=2, topological=False, seed=5, seeds=3)
+
+    def run():
+        return train_probe_set(tiny_bert, train, dev, options, max_tokens=64, second=second)
+
+    first, again = run(), run()
+    metrics = first.metrics
+    assert metrics["seeds"] == [5, 6, 7] and len(metrics["per_seed"]) == 3
+    for layer, values in metrics["layers"].items():
+        seeds = [run[layer]["uuas"] for run in metrics["per_seed"]]
+        assert values["uuas"] == pytest.approx(np.mean(seeds))
+        assert metrics["layers_std"][layer]["uuas"] == pytest.approx(np.std(seeds, ddof=1))
+    assert metrics["stored_probes"] == metrics["per_seed"][0]
+    assert len({tuple(run["1"].values()) for run in metrics["per_seed"]}) > 1  # the seeds differ
+    assert metrics["second"]["sentences"]["used"] == 12 and set(metrics["second"]["layers"]) == set(
+        metrics["layers"]
+    )
+    assert metrics["per_seed"] == again.metrics["per_seed"]
+    assert metrics["second"]["per_seed"] == again.metrics["second"]["per_seed"]
+    np.testing.assert_array_equal(first.weights.distance, again.weights.distance)

@@ -51,6 +51,19 @@ class TrainProbesParams(BaseModel):
         json_schema_extra={"advanced": True},
     )
     control: bool = Field(False, description="Also train on a randomly initialised copy of the model.")
+    seeds: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Seeds each probe is trained with; every figure is the mean over them with its spread.",
+    )
+    second: str | None = data_field(
+        "treebank",
+        None,
+        title="Second treebank",
+        description="A held-out CoNLL-U treebank (another genre) every probe is also measured on: uploaded, "
+        "or on the server.",
+    )
     name: str | None = Field(None, max_length=200, description="Name to select the probe set by.")
     seed: int = Field(
         0,
@@ -82,9 +95,10 @@ def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutco
     """Train a probe set on the loaded model and measure it on the dev treebank."""
     treebank = context.data_path(params.treebank)
     train, dev = read_conllu(treebank, params.limit), read_conllu(context.data_path(params.dev))
+    second = read_conllu(context.data_path(params.second)) if params.second else None
     layers = params.layers
     with context.model.using_model() as loaded:
-        return _train(context, loaded, params, train, dev, layers)
+        return _train(context, loaded, params, train, dev, second, layers)
 
 
 def _train(
@@ -93,6 +107,7 @@ def _train(
     params: TrainProbesParams,
     train: list[TreeSentence],
     dev: list[TreeSentence],
+    second: list[TreeSentence] | None,
     layers: list[int] | None,
 ) -> JobOutcome:
     if layers is not None and not all(0 <= layer <= loaded.num_layers for layer in layers):
@@ -105,6 +120,7 @@ def _train(
         topological_epochs=params.topological_epochs,
         control=params.control,
         seed=params.seed,
+        seeds=params.seeds,
     )
     trained = train_probe_set(
         loaded,
@@ -114,6 +130,7 @@ def _train(
         max_tokens=context.model.max_tokens,
         progress=context.progress,
         exclusive=context.model.exclusive,
+        second=second,
     )
     probes = ProbeSet(
         name=params.name or Path(context.data_path(params.treebank)).stem,

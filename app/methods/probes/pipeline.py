@@ -1,5 +1,12 @@
 """Train and evaluate a probe set end to end: cached word vectors -> structural probes (Hewitt & Manning,
-NAACL 2019) -> tree topological probe curves (Li, Yin & Lin, EMNLP 2023) -> dev metrics and baselines."""
+NAACL 2019) over several seeds -> tree topological probe curves (Li, Yin & Lin, EMNLP 2023) -> dev metrics
+and baselines, on a second treebank when one is given.
+
+Every structural figure is trained with ``options.seeds`` seeds (``seeds.seed_list``) and reported as the
+mean over them (``layers``) with the sample standard deviation (``layers_std``) and every seed's own values
+(``per_seed``); the probes of the first seed are the ones stored and drawn on the Sentence page, and their own
+dev metrics are kept as ``stored_probes``.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +21,13 @@ from app.methods.probes.batches import make_batches
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
 from app.methods.probes.scoring import evaluate_probes
+from app.methods.probes.seeds import mean_and_spread, seed_list
 from app.methods.probes.topological import TTP_EPOCHS, train_topological_probes
 from app.methods.probes.treebank import TreeSentence
 from app.modeling.loading import LoadedModel
 
 Progress = Callable[[int, int], None]
+TRAIN_SHARE = 12  # the structural stage's time: training one seed ~ 12 evaluations on one treebank
 
 
 @dataclass
@@ -32,6 +41,7 @@ class TrainOptions:
     topological_epochs: int = TTP_EPOCHS
     control: bool = False
     seed: int = 0
+    seeds: int = 3
 
 
 @dataclass
@@ -84,19 +94,33 @@ def train_probe_set(
     max_tokens: int,
     progress: Progress | None = None,
     exclusive: Exclusive = no_exclusion,
+    second: list[TreeSentence] | None = None,
 ) -> TrainedProbes:
-    """Structural probes for each layer, evaluated on ``dev`` with the chain baseline, the tree topological
-    curves, and optionally the same probes on a randomly initialised copy of the model (the control)."""
+    """Structural probes for each layer, evaluated on ``dev`` (and on the ``second`` treebank) with the chain
+    baseline, the tree topological curves, and optionally the same probes on a randomly initialised copy of
+    the model (the control)."""
     torch.set_flush_denormal(True)  # Adam's second moments of near-converged probes otherwise crawl on CPU
-    stages = Stages(_stage_weights(options), progress)
+    stages = Stages(_stage_weights(options, second is not None), progress)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     train_features = word_features(loaded, train, max_tokens, stages.stage("train features"), exclusive)
     dev_features = word_features(loaded, dev, max_tokens, stages.stage("dev features"), exclusive)
+    second_features = (
+        word_features(loaded, second, max_tokens, stages.stage("second features"), exclusive)
+        if second is not None
+        else None
+    )
     timings["features_s"] = time.perf_counter() - clock
     layers = options.layers or list(range(train_features.num_layers))
-    weights, metrics = _train_and_evaluate(train_features, dev_features, layers, options, stages, timings)
+    clock = time.perf_counter()
+    runs = _train_over_seeds(train_features, [dev_features, second_features], layers, options, stages)
+    timings["structural_s"] = time.perf_counter() - clock
+    weights = runs[0].weights
+    metrics = _summary(runs, 0)
+    metrics["training"] = weights.history
     metrics["train_sentences"] = train_features.report()
+    if second_features is not None:
+        metrics["second"] = _summary(runs, 1)
     if options.topological:
         clock = time.perf_counter()
         curves = train_topological_probes(
@@ -112,48 +136,100 @@ def train_probe_set(
         metrics["topological"] = curves.to_dict()
         timings["topological_s"] = time.perf_counter() - clock
     if options.control:
+        clock = time.perf_counter()
         control = random_copy(loaded, options.seed)
         control_train = word_features(control, train, max_tokens, stages.stage("control features"), exclusive)
         control_dev = word_features(control, dev, max_tokens, None, exclusive)
-        metrics["control"] = _train_and_evaluate(
-            control_train, control_dev, layers, options, stages, {}, "control "
-        )[1]
+        control_runs = _train_over_seeds(control_train, [control_dev], layers, options, stages, "control ")
+        metrics["control"] = _summary(control_runs, 0)
+        timings["control_s"] = time.perf_counter() - clock
     metrics["timings"] = timings
     return TrainedProbes(weights, metrics)
 
 
-def _train_and_evaluate(
+@dataclass
+class SeedRun:
+    """One seed's structural probes and their metrics on each evaluation treebank (None where absent)."""
+
+    seed: int
+    weights: ProbeWeights
+    reports: list[dict | None]
+
+
+def _train_over_seeds(
     train: WordFeatures,
-    dev: WordFeatures,
+    evaluations: list[WordFeatures | None],
     layers: list[int],
     options: TrainOptions,
     stages: Stages,
-    timings: dict[str, float],
     prefix: str = "",
-) -> tuple[ProbeWeights, dict]:
-    clock = time.perf_counter()
-    weights = train_structural_probes(
-        make_batches(train),
-        make_batches(dev),
-        layers,
-        int(train.vectors[0].shape[-1]),
-        rank=options.rank,
-        max_epochs=options.max_epochs,
-        seed=options.seed,
-        progress=stages.stage(prefix + "structural"),
-    )
-    timings["structural_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    metrics = evaluate_probes(dev, weights, stages.stage(prefix + "evaluation"))
-    timings["evaluation_s"] = time.perf_counter() - clock
-    metrics["training"] = weights.history
-    return weights, metrics
+) -> list[SeedRun]:
+    """Distance and depth probes of every layer trained once per seed, each evaluated on every treebank."""
+    train_batches = make_batches(train)
+    dev_batches = make_batches(evaluations[0]) if evaluations[0] is not None else train_batches
+    seeds = seed_list(options.seed, options.seeds)
+    stage = stages.stage(prefix + "structural")
+    present = [features for features in evaluations if features is not None]
+    # each seed's share of the stage: training (weight TRAIN_SHARE) then one evaluation per treebank
+    parts = TRAIN_SHARE + len(present)
+    runs = []
+    for number, seed in enumerate(seeds):
+        offset = number * parts
+        weights = train_structural_probes(
+            train_batches,
+            dev_batches,
+            layers,
+            int(train.vectors[0].shape[-1]),
+            rank=options.rank,
+            max_epochs=options.max_epochs,
+            seed=seed,
+            progress=_span(stage, offset, TRAIN_SHARE, len(seeds) * parts),
+        )
+        offset += TRAIN_SHARE
+        reports: list[dict | None] = []
+        for features in evaluations:
+            report = None
+            if features is not None:
+                report = evaluate_probes(features, weights, _span(stage, offset, 1, len(seeds) * parts))
+                offset += 1
+            reports.append(report)
+        runs.append(SeedRun(seed, weights, reports))
+    return runs
 
 
-def _stage_weights(options: TrainOptions) -> dict[str, float]:
-    weights = {"train features": 1.0, "dev features": 0.5, "structural": 4.0, "evaluation": 0.3}
+def _span(progress: Progress, start: int, width: int, total: int) -> Progress:
+    """Progress of the piece [start, start + width) of a stage divided into ``total`` units."""
+
+    def report(step: int, steps: int) -> None:
+        progress(round((start + width * step / max(steps, 1)) * 1000), total * 1000)
+
+    return report
+
+
+def _summary(runs: list[SeedRun], which: int) -> dict:
+    """Metrics on evaluation treebank ``which`` over the seeds: mean, spread, each seed, the stored probes."""
+    per_seed = [run.reports[which]["layers"] for run in runs]
+    mean, spread = mean_and_spread(per_seed)
+    first = runs[0].reports[which]
+    return {
+        "layers": mean,
+        "layers_std": spread,
+        "seeds": [run.seed for run in runs],
+        "per_seed": per_seed,
+        "stored_probes": first["layers"],
+        "baselines": first["baselines"],
+        "sentences": first["sentences"],
+    }
+
+
+def _stage_weights(options: TrainOptions, second: bool) -> dict[str, float]:
+    seeds = options.seeds
+    evaluations = 2 if second else 1
+    weights = {"train features": 1.0, "dev features": 0.5, "structural": (4.0 + 0.3 * evaluations) * seeds}
+    if second:
+        weights["second features"] = 0.5
     if options.topological:
         weights["topological"] = 0.3 * options.topological_epochs
     if options.control:
-        weights.update({"control features": 1.5, "control structural": 4.0, "control evaluation": 0.3})
+        weights.update({"control features": 1.5, "control structural": 4.3 * seeds})
     return weights
