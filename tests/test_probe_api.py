@@ -129,3 +129,33 @@ def test_cli_train_eval_list(tmp_path):
     assert "best dev UUAS" in listed.output
     missing = runner.invoke(main, ["probe", "eval", "--treebank", str(tmp_path / "nope.conllu"), *common])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_second_treebank_and_seeds_show_as_sections(client, tmp_path):
+    second = write_treebank(tmp_path / "ewt-reviews.conllu", count=12, extras=False)
+    done = _train(client, tmp_path, seeds=2, second=str(second), topological=False)
+    stored = client.get(f"/api/probes/{done['result_id']}").json()["metrics"]
+    assert stored["seeds"] == [0, 1] and stored["second"]["name"] == "ewt-reviews"
+    view = client.get(f"/api/probes/{done['result_id']}/figure").json()
+    sections = {section["id"]: section for section in view["sections"]}
+    assert set(sections) == {"seeds", "second"}
+    second_view = sections["second"]
+    assert "ewt-reviews" in second_view["reading"][0] and "12 sentences" in second_view["reading"][0]
+    assert [row[0] for row in second_view["table"]["rows"]] == [
+        "0 (embeddings)",
+        "1",
+        "2",
+        "right-branching chain",
+    ]
+    assert "±" in view["table"]["rows"][0][1]  # mean ± spread over the two seeds
+    assert len(sections["seeds"]["table"]["columns"]) == 3
+
+
+def test_a_missing_second_treebank_is_refused_before_queueing(client, tmp_path):
+    params = {
+        "treebank": str(write_treebank(tmp_path / "train.conllu", count=16)),
+        "dev": str(write_treebank(tmp_path / "dev.conllu")),
+        "second": str(tmp_path / "nowhere.conllu"),
+    }
+    refused = client.post("/api/jobs", json={"kind": "train_probes", "params": params})
+    assert refused.status_code in (400, 404, 422) and "second" in refused.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.figures.base import FigureDict
+from app.figures.probe_checks import probe_check_sections
 
 METRICS = {
     "uuas": "UUAS",
@@ -176,4 +177,5 @@ def probe_set_view(metrics: dict) -> dict:
     return {
         "figures": {"metrics": probe_metric_figure(metrics), "topological": topological_figure(metrics)},
         "table": probe_summary_table(metrics),
+        "sections": probe_check_sections(metrics, (metrics.get("second") or {}).get("name")),
     }

@@ -132,6 +132,8 @@ def _train(
         exclusive=context.model.exclusive,
         second=second,
     )
+    if params.second and "second" in trained.metrics:
+        trained.metrics["second"]["name"] = Path(context.data_path(params.second)).stem
     probes = ProbeSet(
         name=params.name or Path(context.data_path(params.treebank)).stem,
         model_name=loaded.name,

@@ -13,14 +13,34 @@ async function showProbeSet(id) {
   const topo = document.getElementById("probe-topological");
   if (view.figures.topological) await draw(topo, view.figures.topological);
   else topo.replaceChildren(el("p", { class: "hint", text: "No tree topological curves were trained for this set." }));
-  const table = document.getElementById("probe-table");
-  const head = el("tr", {}, view.table.columns.map((text) => el("th", { text })));
-  const rows = view.table.rows.map((cells) => el("tr", {}, cells.map((text) => el("td", { text: String(text) }))));
-  table.replaceChildren(el("thead", {}, [head]), el("tbody", {}, rows));
+  fillTable(document.getElementById("probe-table"), view.table);
+  await showChecks(view.sections || []);
   const link = document.getElementById("probe-json");
   link.href = `/api/probes/${encodeURIComponent(id)}`;
   link.download = `bertscope-probes-${id}.json`;
   showExamples(view.examples || []);
+}
+
+function fillTable(table, { columns, rows }) {
+  const head = el("tr", {}, columns.map((text) => el("th", { text })));
+  const body = rows.map((cells) => el("tr", {}, cells.map((text) => el("td", { text: String(text) }))));
+  table.replaceChildren(el("thead", {}, [head]), el("tbody", {}, body));
+}
+
+/** What the probe set proves beyond its metrics (second treebank, selectivity, description length, amnesic
+ * check): one section each with a plain-words reading, a figure and a table, all built server-side. */
+async function showChecks(sections) {
+  const box = document.getElementById("probe-checks");
+  box.replaceChildren();
+  for (const section of sections) {
+    const figure = el("div", { class: "figure" });
+    const table = el("table", { class: "methods" });
+    fillTable(table, section.table);
+    const reading = section.reading.map((text) => el("p", { class: "reading", text }));
+    box.append(el("section", { class: "probe-check", id: `probe-check-${section.id}` }, [el("h4", { text: section.title }), ...reading, figure, table]));
+    if (section.figure) await draw(figure, section.figure);
+    else figure.remove();
+  }
 }
 
 /** Buttons that fill the tree form with a sentence of the set's dev treebank (drawn with its gold tree). */

@@ -1,0 +1,189 @@
+"""What a probe set proves beyond its dev metrics, one section each with a reading in plain words:
+the second treebank, the tree topological bracket judged with its spread, selectivity against a control
+task (Hewitt & Liang, EMNLP 2019), description length (Voita & Titov, EMNLP 2020) and the amnesic check
+(Elazar et al., TACL 2021, with LEACE, Belrose et al., NeurIPS 2023). No torch here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.figures.base import FigureDict
+
+Section = dict[str, Any]  # id, title, reading (paragraphs), figure (or None), table {columns, rows}
+
+
+def _fmt(value: Any, spread: Any = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if spread is None else f"{value:.3f} ± {spread:.3f}"
+
+
+def _layer_name(layer: str | int) -> str:
+    return "0 (embeddings)" if str(layer) == "0" else str(layer)
+
+
+def _best(layers: dict, metric: str) -> tuple[str, float] | None:
+    scored = [(layer, values[metric]) for layer, values in layers.items() if values.get(metric) is not None]
+    return max(scored, key=lambda item: item[1]) if scored else None
+
+
+def _spread(report: dict, layer: str, metric: str) -> float | None:
+    if len(report.get("seeds") or [0]) < 2:
+        return None
+    return report.get("layers_std", {}).get(layer, {}).get(metric)
+
+
+def _line(name: str, x: list, y: list, colour: str, dash: str = "solid", spread: list | None = None) -> dict:
+    trace = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": name,
+        "x": x,
+        "y": y,
+        "line": {"color": colour, "dash": dash},
+    }
+    if spread and any(value is not None for value in spread):
+        trace["error_y"] = {"type": "data", "array": [value or 0.0 for value in spread], "visible": True}
+    return trace
+
+
+def _layout(title: str, y_title: str, **y_axis: Any) -> dict:
+    return {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "layer (0 = embeddings)"}, "dtick": 1},
+        "yaxis": {"title": {"text": y_title}, **y_axis},
+        "height": 360,
+    }
+
+
+def seeds_section(metrics: dict) -> Section | None:
+    """How many seeds the figures average, and how large the spread between them is."""
+    seeds = metrics.get("seeds") or []
+    if len(seeds) < 2:
+        return None
+    spreads = [
+        value
+        for values in metrics.get("layers_std", {}).values()
+        for value in [values.get("uuas")]
+        if value is not None
+    ]
+    largest = max(spreads) if spreads else 0.0
+    reading = [
+        f"Every figure of this set is the mean over {len(seeds)} seeds ({', '.join(map(str, seeds))}), shown "
+        "as mean ± standard deviation. A difference between two layers smaller than their spread is not a "
+        f"difference. Here the UUAS varies by at most {largest:.3f} between seeds at any layer.",
+        f"The probes drawn on the Sentence page are those of seed {seeds[0]}.",
+    ]
+    table = {
+        "columns": ["layer", *(f"UUAS, seed {seed}" for seed in seeds)],
+        "rows": [
+            [_layer_name(layer), *(_fmt(run[layer].get("uuas")) for run in metrics["per_seed"])]
+            for layer in sorted(metrics["layers"], key=int)
+        ],
+    }
+    return {"id": "seeds", "title": "Seeds", "reading": reading, "figure": None, "table": table}
+
+
+def second_treebank_section(metrics: dict, name: str | None) -> Section | None:
+    """The same probes measured on a held-out treebank (another genre) beside the dev treebank."""
+    second = metrics.get("second")
+    if not second:
+        return None
+    layers = sorted(metrics["layers"], key=int)
+    x = [int(layer) for layer in layers]
+    label = name or "the second treebank"
+    rows = []
+    for layer in layers:
+        row = [_layer_name(layer)]
+        for report in (metrics, second):
+            values = report["layers"].get(layer, {})
+            row += [_fmt(values.get(key), _spread(report, layer, key)) for key in ("uuas", "depth_spearman")]
+        rows.append(row)
+    chains = [report.get("baselines", {}).get("right_branching_uuas") for report in (metrics, second)]
+    rows.append(["right-branching chain", _fmt(chains[0]), "–", _fmt(chains[1]), "–"])
+    best_dev, best_second = _best(metrics["layers"], "uuas"), _best(second["layers"], "uuas")
+    reading = [
+        f"The probes were also measured on {label} ({second['sentences'].get('used', 0)} sentences), "
+        "which they were not trained or stopped on. A layer that encodes trees, rather than the genre of "
+        "the training treebank, keeps its UUAS there and stays above the right-branching chain."
+    ]
+    if best_dev and best_second:
+        same = "the same layer" if best_dev[0] == best_second[0] else f"layer {best_second[0]}"
+        reading.append(
+            f"Best layer on the dev treebank: {best_dev[0]} (UUAS {best_dev[1]:.3f}); on {label}: {same} "
+            f"(UUAS {best_second[1]:.3f}, chain {_fmt(chains[1])})."
+        )
+    figure: FigureDict = {
+        "data": [
+            _line("UUAS, dev", x, [metrics["layers"][la].get("uuas") for la in layers], "#1f6fb2"),
+            _line(
+                f"UUAS, {label}",
+                x,
+                [second["layers"].get(la, {}).get("uuas") for la in layers],
+                "#1f6fb2",
+                "dashdot",
+                [_spread(second, la, "uuas") for la in layers],
+            ),
+        ],
+        "layout": _layout(f"UUAS on the dev treebank and on {label}", "UUAS", range=[0, 1]),
+    }
+    table = {
+        "columns": ["layer", "UUAS, dev", "depth Spearman, dev"]
+        + [f"UUAS, {label}", f"depth Spearman, {label}"],
+        "rows": rows,
+    }
+    title = "A second treebank"
+    return {"id": "second", "title": title, "reading": reading, "figure": figure, "table": table}
+
+
+def bracket_section(metrics: dict, name: str | None) -> Section | None:
+    """The tree topological bracket X_ssp <= X_sp <= X_essp per layer, judged with the spread over seeds."""
+    curves = metrics.get("topological")
+    if not curves or "bracket" not in curves:
+        return None
+    judged = [("dev", curves)]
+    second = (metrics.get("second") or {}).get("topological")
+    if second and "bracket" in second:
+        judged.append((name or "second treebank", second))
+    reading = [
+        "Li, Yin & Lin (EMNLP 2023) bound the supervised depth probe's held-out loss X_sp by two "
+        "self-supervised ones: X_ssp (labels rebuilt from the probe's own ordering, a lower bound) and "
+        "X_essp (the same labels in reversed order, an upper bound). A layer 'holds' when mean ± spread of "
+        "the three are ordered, is 'violated' when they are ordered the wrong way beyond the spread, and "
+        "'undecided' when the spreads overlap."
+    ]
+    for label, report in judged:
+        verdicts = report["bracket"]
+        counts = {verdict: verdicts.count(verdict) for verdict in ("holds", "violated", "undecided")}
+        reading.append(
+            f"On {label}: holds at {counts['holds']} of {len(verdicts)} layers, violated at "
+            f"{counts['violated']}, undecided at {counts['undecided']}."
+        )
+    columns = ["layer"]
+    for label, _ in judged:
+        columns += [f"bracket, {label}"]
+    rows = [
+        [_layer_name(layer), *(report["bracket"][i] for _, report in judged)]
+        for i, layer in enumerate(curves["layers"])
+    ]
+    return {
+        "id": "bracket",
+        "title": "Tree topological bracket",
+        "reading": reading,
+        "figure": None,
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
+SectionBuilder = Callable[[dict, str | None], Section | None]
+
+
+def probe_check_sections(metrics: dict, second_name: str | None = None) -> list[Section]:
+    """Every section that applies to this probe set, in reading order."""
+    builders: list[SectionBuilder] = [
+        lambda m, _: seeds_section(m),
+        second_treebank_section,
+        bracket_section,
+    ]
+    return [section for build in builders if (section := build(metrics, second_name)) is not None]
