@@ -119,6 +119,7 @@ def test_cli_train_eval_list(tmp_path):
     )
     assert trained.exit_code == 0, trained.output
     assert "right-branching chain" in trained.output
+    assert "## Seeds" in trained.output and "mean over 3 seeds (0, 1, 2)" in trained.output
     evaluated = runner.invoke(main, ["probe", "eval", "--treebank", str(dev), "--json", *common])
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout[evaluated.stdout.index("{") :])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from app.cli.common import (
 )
 from app.cli.params import given_params, job_options
 from app.errors import BertscopeError
+from app.figures.probe_checks import probe_check_sections
 from app.figures.probe_set import probe_summary_table as probe_table
 from app.jobs.probes import TrainProbesParams
 
@@ -46,6 +48,12 @@ def probe_train(
         return
     click.echo(f"probe set {probes.name!r} ({probes.id}) on {probes.model_name} @ {probes.model_revision}")
     click.echo(markdown_table(probe_table(probes.metrics)))
+    second_name = (probes.metrics.get("second") or {}).get("name")
+    for section in probe_check_sections(probes.metrics, second_name):
+        click.echo(f"\n## {section['title']}\n")
+        for paragraph in section["reading"]:
+            click.echo(textwrap.fill(paragraph, 100) + "\n")
+        click.echo(markdown_table(section["table"]))
     timings = probes.metrics.get("timings", {})
     click.echo("time: " + ", ".join(f"{key} {value:.1f}" for key, value in timings.items()))
 
