@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from app.jobs.probes import TrainProbesParams, default_probe_params
+from app.jobs.probes import TrainProbesParams, default_probe_params, train_options
 from app.methods.probes.features import compute_word_features
-from app.methods.probes.pipeline import TrainedProbes, TrainOptions, train_probe_set
+from app.methods.probes.pipeline import TrainedProbes, train_probe_set
 from app.methods.probes.scoring import evaluate_probes
 from app.methods.probes.treebank import read_conllu
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model
@@ -42,17 +42,6 @@ def load() -> str:
     return " ".join(source.read_text().split()[:3]) if source.is_file() else "?"
 
 
-def options_of(params: TrainProbesParams) -> TrainOptions:
-    return TrainOptions(
-        layers=params.layers,
-        rank=params.rank,
-        max_epochs=params.max_epochs,
-        topological=params.topological,
-        topological_epochs=params.topological_epochs,
-        seed=params.seed,
-    )
-
-
 def train(
     loaded: LoadedModel, treebank: Path, params: TrainProbesParams, label: str
 ) -> tuple[TrainedProbes, dict]:
@@ -67,7 +56,9 @@ def train(
             last[0] = time.perf_counter()
             print(f"  {label}: {done / total:.0%} after {last[0] - wall:.0f} s", flush=True)
 
-    trained = train_probe_set(loaded, sentences, dev, options_of(params), max_tokens=512, progress=progress)
+    trained = train_probe_set(
+        loaded, sentences, dev, train_options(params, params.layers), max_tokens=512, progress=progress
+    )
     timing = {
         "sentences": len(sentences),
         "wall_s": time.perf_counter() - wall,

@@ -91,6 +91,20 @@ def default_probe_params() -> dict:
     }
 
 
+def train_options(params: TrainProbesParams, layers: list[int] | None = None) -> TrainOptions:
+    """The pipeline's options from the job's params (``layers`` already checked against the model)."""
+    return TrainOptions(
+        layers=layers,
+        rank=params.rank,
+        max_epochs=params.max_epochs,
+        topological=params.topological,
+        topological_epochs=params.topological_epochs,
+        control=params.control,
+        seed=params.seed,
+        seeds=params.seeds,
+    )
+
+
 def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutcome:
     """Train a probe set on the loaded model and measure it on the dev treebank."""
     treebank = context.data_path(params.treebank)
@@ -112,16 +126,7 @@ def _train(
 ) -> JobOutcome:
     if layers is not None and not all(0 <= layer <= loaded.num_layers for layer in layers):
         raise InvalidInput(f"params.layers: layers run from 0 (embeddings) to {loaded.num_layers}.")
-    options = TrainOptions(
-        layers=sorted(set(layers)) if layers else None,
-        rank=params.rank,
-        max_epochs=params.max_epochs,
-        topological=params.topological,
-        topological_epochs=params.topological_epochs,
-        control=params.control,
-        seed=params.seed,
-        seeds=params.seeds,
-    )
+    options = train_options(params, sorted(set(layers)) if layers else None)
     trained = train_probe_set(
         loaded,
         train,
