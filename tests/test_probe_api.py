@@ -134,12 +134,15 @@ def test_cli_train_eval_list(tmp_path):
 
 def test_a_second_treebank_and_seeds_show_as_sections(client, tmp_path):
     second = write_treebank(tmp_path / "ewt-reviews.conllu", count=12, extras=False)
-    done = _train(client, tmp_path, seeds=2, second=str(second), topological=False)
+    done = _train(client, tmp_path, seeds=2, second=str(second), topological=False, selectivity=True)
     stored = client.get(f"/api/probes/{done['result_id']}").json()["metrics"]
     assert stored["seeds"] == [0, 1] and stored["second"]["name"] == "ewt-reviews"
     view = client.get(f"/api/probes/{done['result_id']}/figure").json()
     sections = {section["id"]: section for section in view["sections"]}
-    assert set(sections) == {"seeds", "second"}
+    assert set(sections) == {"seeds", "second", "selectivity"}
+    chosen = sections["selectivity"]["table"]["rows"][1]  # layer 1: UUAS real, control, selectivity
+    real, control, difference = (float(cell.split(" ± ")[0]) for cell in chosen[1:4])
+    assert difference == pytest.approx(real - control, abs=2e-3)  # means of per-seed differences, rounded
     second_view = sections["second"]
     assert "ewt-reviews" in second_view["reading"][0] and "12 sentences" in second_view["reading"][0]
     assert [row[0] for row in second_view["table"]["rows"]] == [

@@ -87,7 +87,7 @@ def test_figures_over_seeds_are_means_with_spread_and_repeatable(tiny_bert, tmp_
     train = read_conllu(write_treebank(tmp_path / "train.conllu", count=24))
     dev = read_conllu(write_treebank(tmp_path / "dev.conllu"))
     second = read_conllu(write_treebank(tmp_path / "second.conllu", count=12, extras=False))
-    options = TrainOptions(rank=8, max_epochs=2, topological=False, seed=5, seeds=3)
+    options = TrainOptions(rank=8, max_epochs=2, topological=False, seed=5, seeds=3, selectivity=True)
 
     def run():
         return train_probe_set(tiny_bert, train, dev, options, max_tokens=64, second=second)
@@ -107,3 +107,9 @@ def test_figures_over_seeds_are_means_with_spread_and_repeatable(tiny_bert, tmp_
     assert metrics["per_seed"] == again.metrics["per_seed"]
     assert metrics["second"]["per_seed"] == again.metrics["second"]["per_seed"]
     np.testing.assert_array_equal(first.weights.distance, again.weights.distance)
+    chosen = metrics["selectivity"]
+    assert chosen["seeds"] == [5, 6, 7] and chosen["per_seed"] == again.metrics["selectivity"]["per_seed"]
+    for number, seed_values in enumerate(chosen["per_seed"]):
+        real, control = metrics["per_seed"][number], chosen["control"]["per_seed"][number]
+        for layer, values in seed_values.items():
+            assert values["uuas"] == pytest.approx(real[layer]["uuas"] - control[layer]["uuas"])

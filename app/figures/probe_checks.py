@@ -176,6 +176,77 @@ def bracket_section(metrics: dict, name: str | None) -> Section | None:
     }
 
 
+def selectivity_section(metrics: dict) -> Section | None:
+    """Real vs control-task metrics per layer and their difference, the selectivity (Hewitt & Liang 2019)."""
+    report = metrics.get("selectivity")
+    if not report:
+        return None
+    control = report["control"]
+    layers = sorted(report["layers"], key=int)
+    x = [int(layer) for layer in layers]
+    rows = []
+    for layer in layers:
+        row = [_layer_name(layer)]
+        for key in ("uuas", "depth_spearman"):
+            row += [
+                _fmt(metrics["layers"][layer].get(key), _spread(metrics, layer, key)),
+                _fmt(control["layers"][layer].get(key), _spread(control, layer, key)),
+                _fmt(report["layers"][layer].get(key), _spread(report, layer, key)),
+            ]
+        rows.append(row)
+    best = _best(report["layers"], "uuas")
+    reading = [
+        "A probe can score well by memorising word types instead of reading structure from the layer. The "
+        "control task gives every word type a fixed random place in a tree (attached to the sentence's first "
+        "or last word), which a probe can only learn by memorising types; its probes are trained with the "
+        "same rank, epochs and seeds as the real ones. Selectivity = real metric − control metric: high "
+        "where the layer's trees are not explained by type memorisation."
+    ]
+    if best:
+        reading.append(f"Highest UUAS selectivity at layer {best[0]}: {best[1]:.3f}.")
+    colours = {"uuas": "#1f6fb2", "depth_spearman": "#8e44ad"}
+    names = {"uuas": "UUAS", "depth_spearman": "depth Spearman"}
+    traces = []
+    for key, colour in colours.items():
+        traces.append(
+            {
+                "type": "bar",
+                "name": f"selectivity, {names[key]}",
+                "x": x,
+                "y": [report["layers"][layer].get(key) for layer in layers],
+                "marker": {"color": colour},
+                **(
+                    {"error_y": {"type": "data", "array": [_spread(report, la, key) or 0 for la in layers]}}
+                    if len(report.get("seeds") or [0]) > 1
+                    else {}
+                ),
+            }
+        )
+        traces.append(
+            _line(
+                f"{names[key]}, control task",
+                x,
+                [control["layers"][layer].get(key) for layer in layers],
+                colour,
+                "dot",
+            )
+        )
+    figure: FigureDict = {
+        "data": traces,
+        "layout": {**_layout("Selectivity per layer (dev treebank)", "score"), "barmode": "group"},
+    }
+    columns = ["layer"]
+    for name in names.values():
+        columns += [f"{name}", f"{name}, control task", f"{name}, selectivity"]
+    return {
+        "id": "selectivity",
+        "title": "Selectivity (control task)",
+        "reading": reading,
+        "figure": figure,
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
 SectionBuilder = Callable[[dict, str | None], Section | None]
 
 
@@ -185,5 +256,6 @@ def probe_check_sections(metrics: dict, second_name: str | None = None) -> list[
         lambda m, _: seeds_section(m),
         second_treebank_section,
         bracket_section,
+        lambda m, _: selectivity_section(m),
     ]
     return [section for build in builders if (section := build(metrics, second_name)) is not None]

@@ -51,6 +51,11 @@ class TrainProbesParams(BaseModel):
         json_schema_extra={"advanced": True},
     )
     control: bool = Field(False, description="Also train on a randomly initialised copy of the model.")
+    selectivity: bool = Field(
+        True,
+        description="Also train the probes on a control task (trees assigned by word type, Hewitt & Liang "
+        "2019) and report selectivity = real - control per layer.",
+    )
     seeds: int = Field(
         3,
         ge=1,
@@ -102,6 +107,7 @@ def train_options(params: TrainProbesParams, layers: list[int] | None = None) ->
         control=params.control,
         seed=params.seed,
         seeds=params.seeds,
+        selectivity=params.selectivity,
     )
 
 

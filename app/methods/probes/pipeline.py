@@ -18,6 +18,7 @@ import torch
 
 from app.methods.callbacks import Exclusive, no_exclusion
 from app.methods.probes.batches import make_batches
+from app.methods.probes.control_task import ControlTask, control_features, selectivity
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
 from app.methods.probes.scoring import evaluate_probes
@@ -42,6 +43,7 @@ class TrainOptions:
     control: bool = False
     seed: int = 0
     seeds: int = 3
+    selectivity: bool = True
 
 
 @dataclass
@@ -113,7 +115,10 @@ def train_probe_set(
     timings["features_s"] = time.perf_counter() - clock
     layers = options.layers or list(range(train_features.num_layers))
     clock = time.perf_counter()
-    runs = _train_over_seeds(train_features, [dev_features, second_features], layers, options, stages)
+    seeds = seed_list(options.seed, options.seeds)
+    runs = _train_over_seeds(
+        train_features, [dev_features, second_features], layers, options, seeds, stages.stage("structural")
+    )
     timings["structural_s"] = time.perf_counter() - clock
     weights = runs[0].weights
     metrics = _summary(runs, 0)
@@ -140,11 +145,54 @@ def train_probe_set(
         control = random_copy(loaded, options.seed)
         control_train = word_features(control, train, max_tokens, stages.stage("control features"), exclusive)
         control_dev = word_features(control, dev, max_tokens, None, exclusive)
-        control_runs = _train_over_seeds(control_train, [control_dev], layers, options, stages, "control ")
+        control_runs = _train_over_seeds(
+            control_train, [control_dev], layers, options, seeds, stages.stage("control structural")
+        )
         metrics["control"] = _summary(control_runs, 0)
         timings["control_s"] = time.perf_counter() - clock
+    if options.selectivity:
+        clock = time.perf_counter()
+        metrics["selectivity"] = _selectivity(
+            train_features, dev_features, runs, layers, options, stages.stage("selectivity")
+        )
+        timings["selectivity_s"] = time.perf_counter() - clock
     metrics["timings"] = timings
     return TrainedProbes(weights, metrics)
+
+
+def _selectivity(
+    train: WordFeatures,
+    dev: WordFeatures,
+    runs: list[SeedRun],
+    layers: list[int],
+    options: TrainOptions,
+    progress: Progress,
+) -> dict:
+    """Hewitt & Liang's control task with the same budget as the real probes: per seed, the type-assigned
+    trees of a control task drawn with that seed, probes trained with that seed; selectivity = real dev
+    metric - control dev metric of the same seed, then mean and spread over seeds."""
+    control_runs, per_seed = [], []
+    for number, run in enumerate(runs):
+        task = ControlTask.from_sentences(train.sentences, run.seed)
+        control = _train_over_seeds(
+            control_features(train, task),
+            [control_features(dev, task)],
+            layers,
+            options,
+            [run.seed],
+            _span(progress, number, 1, len(runs)),
+        )[0]
+        control_runs.append(control)
+        per_seed.append(selectivity(run.reports[0], control.reports[0]))
+    mean, spread = mean_and_spread(per_seed)
+    return {
+        "layers": mean,
+        "layers_std": spread,
+        "seeds": [run.seed for run in runs],
+        "per_seed": per_seed,
+        "control": _summary(control_runs, 0),
+        "task": {"first_share": task.first_share, "design": "type-assigned two-anchor trees"},
+    }
 
 
 @dataclass
@@ -161,14 +209,12 @@ def _train_over_seeds(
     evaluations: list[WordFeatures | None],
     layers: list[int],
     options: TrainOptions,
-    stages: Stages,
-    prefix: str = "",
+    seeds: list[int],
+    stage: Progress,
 ) -> list[SeedRun]:
     """Distance and depth probes of every layer trained once per seed, each evaluated on every treebank."""
     train_batches = make_batches(train)
     dev_batches = make_batches(evaluations[0]) if evaluations[0] is not None else train_batches
-    seeds = seed_list(options.seed, options.seeds)
-    stage = stages.stage(prefix + "structural")
     present = [features for features in evaluations if features is not None]
     # each seed's share of the stage: training (weight TRAIN_SHARE) then one evaluation per treebank
     parts = TRAIN_SHARE + len(present)
@@ -232,4 +278,6 @@ def _stage_weights(options: TrainOptions, second: bool) -> dict[str, float]:
         weights["topological"] = 0.3 * options.topological_epochs
     if options.control:
         weights.update({"control features": 1.5, "control structural": 4.3 * seeds})
+    if options.selectivity:
+        weights["selectivity"] = 4.3 * seeds
     return weights

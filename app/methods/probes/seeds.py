@@ -33,15 +33,3 @@ def mean_and_spread(per_seed: list[LayerMetrics]) -> tuple[LayerMetrics, LayerMe
             spread[layer][metric] = float(np.std(values, ddof=1)) if len(values) > 1 else single
     return mean, spread
 
-
-def difference(real: LayerMetrics, control: LayerMetrics) -> LayerMetrics:
-    """Per layer and metric: real - control (None where either is missing)."""
-    return {
-        layer: {
-            metric: (value - control[layer][metric])
-            if value is not None and control.get(layer, {}).get(metric) is not None
-            else None
-            for metric, value in metrics.items()
-        }
-        for layer, metrics in real.items()
-    }
