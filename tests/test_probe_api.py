@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -163,3 +165,69 @@ def test_a_missing_second_treebank_is_refused_before_queueing(client, tmp_path):
     }
     refused = client.post("/api/jobs", json={"kind": "train_probes", "params": params})
     assert refused.status_code in (400, 404, 422) and "second" in refused.text
+
+
+def _labelled(path) -> str:
+    rows = [("the cat sat on the mat", 1), ("the dog ran", 0), ("a cat", 1), ("the dog sat", 0)] * 5
+    path.write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
+    return str(path)
+
+
+def test_amnesic_check_with_a_fitted_head_is_stored_and_can_be_re_measured(client, tmp_path):
+    """The check runs as part of a probe-set job; its erasures are stored with the probe set, and applying
+    the stored arrays by hand reproduces LEACE's promise: class means of the erased states coincide."""
+    data = _labelled(tmp_path / "labelled.tsv")
+    head = client.post("/api/jobs", json={"kind": "fit_head", "params": {"data": data, "name": "amnesia"}})
+    assert wait_for_job(client, head.json()["id"])["status"] == "done"
+    done = _train(
+        client,
+        tmp_path,
+        seeds=1,
+        selectivity=False,
+        topological=False,
+        amnesic=True,
+        amnesic_target={"kind": "head", "head": "amnesia"},
+        amnesic_data=data,
+    )
+    metrics = client.get(f"/api/probes/{done['result_id']}").json()["metrics"]
+    report = metrics["amnesic"]
+    assert report["classifier"] == "fitted head" and report["labelled"] == 20
+    assert [row["layer"] for row in report["rows"]] == [0, 1, 2]
+    assert report["rows"][0]["later_layers"] == [1, 2] and report["rows"][2]["later_layers"] == []
+    for row in report["rows"]:
+        assert 0 <= row["accuracy"]["leace"] <= 1 and row["rank"] >= 1
+    view = client.get(f"/api/probes/{done['result_id']}/figure").json()
+    section = next(section for section in view["sections"] if section["id"] == "amnesic")
+    assert [row[0] for row in section["table"]["rows"]] == ["0 (embeddings)", "1", "2"]
+    assert "fitted head" in " ".join(section["reading"])
+
+    from app.methods.probes.erasure import apply_erasure, unpack_erasers
+
+    download = client.get(f"/api/probes/{done['result_id']}/erasers.npz")  # as a colleague would read them
+    assert download.status_code == 200
+    erasers = unpack_erasers(dict(np.load(io.BytesIO(download.content))))
+    assert sorted(erasers) == [0, 1, 2] and set(erasers[1]) == {"leace", "random"}
+    left = erasers[1]["leace"]["left"]
+    assert left.shape[1] == report["rows"][1]["rank"]
+    import torch
+
+    states = torch.randn(50, left.shape[0])
+    erased = apply_erasure(states, erasers[1]["leace"])
+    # what LEACE removes lies in the span of ``left``; applying it twice changes nothing more
+    torch.testing.assert_close(apply_erasure(erased, erasers[1]["leace"]), erased, atol=1e-4, rtol=1e-4)
+
+
+def test_amnesic_check_refuses_a_classifier_it_cannot_score(client, tmp_path):
+    params = {
+        "treebank": str(write_treebank(tmp_path / "train.conllu", count=16)),
+        "dev": str(write_treebank(tmp_path / "dev.conllu")),
+        "amnesic": True,
+        "amnesic_data": _labelled(tmp_path / "labelled.tsv"),
+        **FAST,
+    }
+    job = client.post("/api/jobs", json={"kind": "train_probes", "params": params})
+    failed = wait_for_job(client, job.json()["id"])
+    assert failed["status"] == "failed" and "not a sequence classifier" in failed["message"]
+    plain = _train(client, tmp_path, seeds=1, selectivity=False, topological=False)
+    missing = client.get(f"/api/probes/{plain['result_id']}/erasers.npz")
+    assert missing.status_code == 404 and "without the amnesic check" in missing.text

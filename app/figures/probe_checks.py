@@ -247,6 +247,95 @@ def selectivity_section(metrics: dict) -> Section | None:
     }
 
 
+def amnesic_section(metrics: dict) -> Section | None:
+    """What the model loses when bucketed depth is erased at layer L (LEACE) vs a random subspace."""
+    report = metrics.get("amnesic")
+    if not report:
+        return None
+    rows_in = report["rows"]
+    scored = report.get("classifier") is not None and report["none"].get("accuracy") is not None
+    columns = ["erased layer", "rank"]
+    if scored:
+        columns += ["accuracy, no erasure", "accuracy, LEACE", "accuracy, random"]
+    columns += ["later layers' UUAS drop, LEACE", "later layers' UUAS drop, random", "UUAS per later layer"]
+    rows = []
+    for row in rows_in:
+        cells = [_layer_name(row["layer"]), str(row["rank"])]
+        if scored:
+            cells += [_fmt(row["accuracy"].get(kind)) for kind in ("none", "leace", "random")]
+        drops = row.get("mean_uuas_drop") or {}
+        cells += [_fmt(drops.get("leace")), _fmt(drops.get("random"))]
+        cells.append(
+            " · ".join(
+                f"{later}: {_fmt(none)} → {_fmt(leace)} / {_fmt(rand)}"
+                for later, none, leace, rand in zip(
+                    row["later_layers"],
+                    row["uuas"]["none"],
+                    row["uuas"]["leace"],
+                    row["uuas"]["random"],
+                    strict=True,
+                )
+            )
+            or "–"
+        )
+        rows.append(cells)
+    with_drops = [row for row in rows_in if (row.get("mean_uuas_drop") or {}).get("leace") is not None]
+    reading = [
+        "A probe that reads depth from a layer does not show that the model uses it. Here the depth the "
+        f"probe reads (gold depth in buckets {', '.join(report.get('buckets', []))}) is erased from layer L "
+        "with LEACE, fitted on the training treebank, and the erased states are fed on through the model. "
+        "If later layers or the classifier lose more than when a random subspace of the same rank is "
+        "erased, the model uses that information."
+    ]
+    if with_drops:
+        worst = max(with_drops, key=lambda row: row["mean_uuas_drop"]["leace"])
+        reading.append(
+            f"The largest loss comes from erasing layer {worst['layer']}: later layers' UUAS drops by "
+            f"{worst['mean_uuas_drop']['leace']:.3f} on average, against "
+            f"{worst['mean_uuas_drop']['random']:.3f} for a random subspace of rank {worst['rank']}."
+        )
+    if scored:
+        changes = [row["accuracy"]["leace"] - row["accuracy"]["none"] for row in rows_in]
+        labelled = report.get("labelled") or {}
+        count = labelled.get("rows") if isinstance(labelled, dict) else labelled
+        reading.append(
+            f"The {report['classifier']}'s accuracy changes by {min(changes):+.3f} to {max(changes):+.3f} "
+            f"under LEACE (on {count} labelled texts)."
+        )
+    else:
+        reading.append("No classifier was scored: give a fitted head and labelled texts to measure one.")
+    x = [row["layer"] for row in with_drops]
+    figure: FigureDict | None = None
+    if with_drops:
+        figure = {
+            "data": [
+                {
+                    "type": "bar",
+                    "name": name,
+                    "x": x,
+                    "y": [row["mean_uuas_drop"][kind] for row in with_drops],
+                    "marker": {"color": colour},
+                }
+                for name, kind, colour in (
+                    ("LEACE (depth erased)", "leace", "#e76f51"),
+                    ("random subspace, same rank", "random", "#6c757d"),
+                )
+            ],
+            "layout": {
+                **_layout("Mean UUAS drop of later layers when layer L is erased", "UUAS drop"),
+                "barmode": "group",
+                "xaxis": {"title": {"text": "erased layer L"}, "dtick": 1},
+            },
+        }
+    return {
+        "id": "amnesic",
+        "title": "Amnesic check (LEACE)",
+        "reading": reading,
+        "figure": figure,
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
 SectionBuilder = Callable[[dict, str | None], Section | None]
 
 
@@ -257,5 +346,6 @@ def probe_check_sections(metrics: dict, second_name: str | None = None) -> list[
         second_treebank_section,
         bracket_section,
         lambda m, _: selectivity_section(m),
+        lambda m, _: amnesic_section(m),
     ]
     return [section for build in builders if (section := build(metrics, second_name)) is not None]

@@ -10,12 +10,14 @@ from app.data import UD_EWT_DEV_SLICE, UD_EWT_TRAIN_SLICE
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
 from app.jobs.data_files import data_field
-from app.methods.probes.pipeline import TrainOptions, train_probe_set
+from app.methods.evaluation.texts import read_labelled
+from app.methods.probes.pipeline import AmnesicInputs, TrainOptions, train_probe_set
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
 from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.topological import TTP_EPOCHS
 from app.methods.probes.treebank import TreeSentence, read_conllu
 from app.modeling.loading import LoadedModel
+from app.modeling.targets import HeadTarget, TargetSpec
 
 
 class TrainProbesParams(BaseModel):
@@ -55,6 +57,33 @@ class TrainProbesParams(BaseModel):
         True,
         description="Also train the probes on a control task (trees assigned by word type, Hewitt & Liang "
         "2019) and report selectivity = real - control per layer.",
+    )
+    amnesic: bool = Field(
+        False,
+        title="Amnesic check",
+        description="Erase bucketed depth from each layer with LEACE (and a random subspace of the same "
+        "rank) and measure what later layers' UUAS and a classifier lose (Elazar et al. 2021).",
+    )
+    amnesic_target: TargetSpec | None = Field(
+        None,
+        title="Amnesic check: classifier",
+        description="A fitted head whose accuracy is measured under erasure; empty: the model's own "
+        "classifier, when it is a sequence classifier.",
+        json_schema_extra={"widget": "target", "fitted_heads": True},
+    )
+    amnesic_data: str | None = data_field(
+        "labelled",
+        None,
+        title="Amnesic check: labelled texts",
+        description="Texts with gold labels the classifier is scored on (none: only later layers' UUAS).",
+    )
+    amnesic_limit: int = Field(
+        1000,
+        ge=10,
+        le=100_000,
+        title="Amnesic check: rows",
+        description="Use only the first N labelled rows (each is classified 2 x layers + 1 times).",
+        json_schema_extra={"advanced": True},
     )
     seeds: int = Field(
         3,
@@ -108,6 +137,7 @@ def train_options(params: TrainProbesParams, layers: list[int] | None = None) ->
         seed=params.seed,
         seeds=params.seeds,
         selectivity=params.selectivity,
+        amnesic=params.amnesic,
     )
 
 
@@ -118,7 +148,31 @@ def run_train_probes(context: JobContext, params: TrainProbesParams) -> JobOutco
     second = read_conllu(context.data_path(params.second)) if params.second else None
     layers = params.layers
     with context.model.using_model() as loaded:
-        return _train(context, loaded, params, train, dev, second, layers)
+        amnesic = _amnesic_inputs(context, loaded, params) if params.amnesic else None
+        return _train(context, loaded, params, train, dev, second, layers, amnesic)
+
+
+def _amnesic_inputs(context: JobContext, loaded: LoadedModel, params: TrainProbesParams) -> AmnesicInputs:
+    """The classifier and labelled texts of the amnesic check (a fitted head, or the model's own logits)."""
+    target = params.amnesic_target
+    classifier = None
+    if target is not None:
+        if not isinstance(target, HeadTarget):
+            raise InvalidInput(
+                "params.amnesic_target: the amnesic check scores a fitted head "
+                '({"kind": "head", "head": NAME}) or, left empty, the model\'s own classifier.'
+            )
+        classifier = context.stores.heads.find(target.head, loaded.revision)
+    elif params.amnesic_data and loaded.head != "classification":
+        raise InvalidInput(
+            "params.amnesic_target: the loaded model is not a sequence classifier; choose a fitted head "
+            "to be scored on params.amnesic_data."
+        )
+    labelled = None
+    if params.amnesic_data:
+        texts, labels = read_labelled(context.data_path(params.amnesic_data), limit=params.amnesic_limit)
+        labelled = list(zip(texts, labels, strict=True))
+    return AmnesicInputs(classifier, labelled)
 
 
 def _train(
@@ -129,6 +183,7 @@ def _train(
     dev: list[TreeSentence],
     second: list[TreeSentence] | None,
     layers: list[int] | None,
+    amnesic: AmnesicInputs | None,
 ) -> JobOutcome:
     if layers is not None and not all(0 <= layer <= loaded.num_layers for layer in layers):
         raise InvalidInput(f"params.layers: layers run from 0 (embeddings) to {loaded.num_layers}.")
@@ -142,6 +197,7 @@ def _train(
         progress=context.progress,
         exclusive=context.model.exclusive,
         second=second,
+        amnesic=amnesic,
     )
     if params.second and "second" in trained.metrics:
         trained.metrics["second"]["name"] = Path(context.data_path(params.second)).stem
@@ -154,5 +210,6 @@ def _train(
         depth=trained.weights.depth,
         params=params.model_dump(mode="json"),
         metrics=trained.metrics,
+        erasers=trained.erasers,
     )
     return JobOutcome(probes=probes)

@@ -8,6 +8,8 @@ from app.store.codec import pack, unpack
 from app.store.revisioned import RevisionedStore
 from app.store.tables import ProbeRow
 
+ERASER_PREFIX = "amnesic."  # keys of the amnesic check's erasures among a probe set's arrays
+
 
 class ProbeStore(RevisionedStore[ProbeSet]):
     """Save and look up probe sets; a probe set only applies to the revision it was trained on."""
@@ -25,7 +27,7 @@ class ProbeStore(RevisionedStore[ProbeSet]):
             rank=probes.rank,
             params=probes.params,
             metrics=probes.metrics,
-            weights=pack({"distance": probes.distance, "depth": probes.depth}),
+            weights=pack({"distance": probes.distance, "depth": probes.depth, **probes.erasers}),
             created_at=probes.created_at,
         )
         with self._session(write=True) as session:
@@ -52,6 +54,7 @@ class ProbeStore(RevisionedStore[ProbeSet]):
             layers=[int(layer) for layer in row.layers],
             distance=arrays["distance"],
             depth=arrays["depth"],
+            erasers={key: value for key, value in arrays.items() if key.startswith(ERASER_PREFIX)},
             params=row.params,
             metrics=row.metrics,
             id=row.id,

@@ -13,12 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from app.methods.callbacks import Exclusive, no_exclusion
+from app.methods.probes.amnesic import amnesic_table
 from app.methods.probes.batches import make_batches
 from app.methods.probes.control_task import ControlTask, control_features, selectivity
+from app.methods.probes.erasure import fit_depth_erasers, pack_erasers
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
 from app.methods.probes.scoring import evaluate_probes
@@ -44,14 +48,27 @@ class TrainOptions:
     seed: int = 0
     seeds: int = 3
     selectivity: bool = True
+    amnesic: bool = False
 
 
 @dataclass
 class TrainedProbes:
-    """The trained weights and everything measured on the dev treebank."""
+    """The trained weights, everything measured on the dev treebank, and the amnesic check's erasures."""
 
     weights: ProbeWeights
     metrics: dict = field(default_factory=dict)
+    erasers: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class AmnesicInputs:
+    """What the amnesic check scores besides later layers' UUAS: a classifier on labelled texts.
+
+    ``classifier`` is a fitted head, or None for the model's own logits (a sequence classifier);
+    ``labelled`` None measures no accuracy."""
+
+    classifier: Any = None
+    labelled: list[tuple[str, str]] | None = None
 
 
 class Stages:
@@ -97,6 +114,7 @@ def train_probe_set(
     progress: Progress | None = None,
     exclusive: Exclusive = no_exclusion,
     second: list[TreeSentence] | None = None,
+    amnesic: AmnesicInputs | None = None,
 ) -> TrainedProbes:
     """Structural probes for each layer, evaluated on ``dev`` (and on the ``second`` treebank) with the chain
     baseline, the tree topological curves, and optionally the same probes on a randomly initialised copy of
@@ -156,8 +174,45 @@ def train_probe_set(
             train_features, dev_features, runs, layers, options, stages.stage("selectivity")
         )
         timings["selectivity_s"] = time.perf_counter() - clock
+    erasers: dict[str, np.ndarray] = {}
+    if options.amnesic:
+        clock = time.perf_counter()
+        metrics["amnesic"], erasers = _amnesic(
+            loaded, train, dev, weights, amnesic or AmnesicInputs(), max_tokens, stages, exclusive
+        )
+        timings["amnesic_s"] = time.perf_counter() - clock
     metrics["timings"] = timings
-    return TrainedProbes(weights, metrics)
+    return TrainedProbes(weights, metrics, erasers)
+
+
+def _amnesic(
+    loaded: LoadedModel,
+    train: list[TreeSentence],
+    dev: list[TreeSentence],
+    weights: ProbeWeights,
+    inputs: AmnesicInputs,
+    max_tokens: int,
+    stages: Stages,
+    exclusive: Exclusive,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Erase bucketed depth at each probed layer (LEACE, and a random subspace of the same rank), fitted on
+    the training treebank; measure the classifier and later layers' UUAS (the stored seed's probes) on dev.
+    The model is held for the whole measurement: its hook would otherwise change what other requests see."""
+    with exclusive():
+        erasers = fit_depth_erasers(
+            loaded, train, weights.layers, max_tokens=max_tokens, seed=0, progress=stages.stage("erasers")
+        )
+        table = amnesic_table(
+            loaded,
+            erasers,
+            dev,
+            weights,
+            inputs.classifier,
+            inputs.labelled,
+            max_tokens=max_tokens,
+            progress=stages.stage("amnesic"),
+        )
+    return table, pack_erasers(erasers)
 
 
 def _selectivity(
@@ -280,4 +335,6 @@ def _stage_weights(options: TrainOptions, second: bool) -> dict[str, float]:
         weights.update({"control features": 1.5, "control structural": 4.3 * seeds})
     if options.selectivity:
         weights["selectivity"] = 4.3 * seeds
+    if options.amnesic:
+        weights.update({"erasers": 1.0, "amnesic": 4.0})
     return weights

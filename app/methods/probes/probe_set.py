@@ -24,6 +24,9 @@ class ProbeSet:
     depth: np.ndarray
     params: dict
     metrics: dict
+    # the amnesic check's erasures, flat (``amnesic.{layer}.{leace|random}.{left|right|bias}``), so that the
+    # erasure can be re-applied and re-measured from what is stored
+    erasers: dict[str, np.ndarray] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
