@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser_forms import server_file, upload_file
 from tests.conftest import sqlite_url
-from tests.screens import screenshot
+from tests.screens import SCREENS, screenshot
 from tests.server import running_server
 from tests.treebanks import write_treebank
 
@@ -336,7 +336,15 @@ def test_train_probes_and_draw_a_tree(server, page, tmp_path):
     page.wait_for_selector("#probe-metrics .main-svg")
     assert "right-branching chain" in page.inner_text("#probe-table")
     assert page.locator("#probe-table tbody tr").count() == 8  # 7 layers + the chain
+    assert "±" in page.inner_text("#probe-table tbody tr >> nth=0")  # mean ± spread over the 3 seeds
+    page.wait_for_selector("#probe-check-selectivity .main-svg")
+    seeds = page.inner_text("#probe-check-seeds")
+    assert "mean over 3 seeds (0, 1, 2)" in seeds
+    selectivity = page.inner_text("#probe-check-selectivity")
+    assert "Selectivity = real metric − control metric" in selectivity
+    assert page.locator("#probe-check-selectivity tbody tr").count() == 7
     screenshot(page, "probes")
+    page.locator("#probe-check-selectivity").screenshot(path=str(SCREENS / "probe-selectivity.png"))
     page.reload()  # the dev sentences are offered once a probe set exists
     page.wait_for_selector("#tree-form:not([hidden])")
     page.click("button.example >> nth=0")

@@ -204,6 +204,11 @@ def selectivity_section(metrics: dict) -> Section | None:
     ]
     if best:
         reading.append(f"Highest UUAS selectivity at layer {best[0]}: {best[1]:.3f}.")
+    reading.append(
+        "UUAS selectivity is the cleaner number. Control depths take only the values 0, 1 and 2 (heavily "
+        "tied ranks), so the control's depth Spearman is on a different scale; root accuracy is left out "
+        "because the control's root is a position (the first word), not a type."
+    )
     colours = {"uuas": "#1f6fb2", "depth_spearman": "#8e44ad"}
     names = {"uuas": "UUAS", "depth_spearman": "depth Spearman"}
     traces = []
