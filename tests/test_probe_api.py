@@ -141,7 +141,12 @@ def test_a_second_treebank_and_seeds_show_as_sections(client, tmp_path):
     assert stored["seeds"] == [0, 1] and stored["second"]["name"] == "ewt-reviews"
     view = client.get(f"/api/probes/{done['result_id']}/figure").json()
     sections = {section["id"]: section for section in view["sections"]}
-    assert set(sections) == {"seeds", "second", "selectivity"}
+    assert set(sections) == {"seeds", "second", "selectivity", "description_length"}
+    mdl = stored["description_length"]
+    assert mdl["layers"] == [0, 1, 2] and len(mdl["compression"]) == 3
+    for online, compression in zip(mdl["online_bits"], mdl["compression"], strict=True):
+        assert compression == pytest.approx(mdl["uniform_bits"] / online)
+    assert [row[0] for row in sections["description_length"]["table"]["rows"]] == ["0 (embeddings)", "1", "2"]
     chosen = sections["selectivity"]["table"]["rows"][1]  # layer 1: UUAS real, control, selectivity
     real, control, difference = (float(cell.split(" ± ")[0]) for cell in chosen[1:4])
     assert difference == pytest.approx(real - control, abs=2e-3)  # means of per-seed differences, rounded

@@ -252,6 +252,50 @@ def selectivity_section(metrics: dict) -> Section | None:
     }
 
 
+def description_length_section(metrics: dict) -> Section | None:
+    """Online code length of the depth labels per layer and the compression against a uniform code."""
+    report = metrics.get("description_length")
+    if not report:
+        return None
+    layers = report["layers"]
+    rows = [
+        [
+            _layer_name(layer),
+            f"{online / 1000:.1f}",
+            f"{compression:.2f}",
+            _fmt(accuracy),
+        ]
+        for layer, online, compression, accuracy in zip(
+            layers, report["online_bits"], report["compression"], report["final_accuracy"], strict=True
+        )
+    ]
+    best = max(range(len(layers)), key=lambda i: report["compression"][i])
+    reading = [
+        "How many bits does it take to send every word's depth to someone who has the layer's vectors? "
+        "The online code (Voita & Titov, EMNLP 2020) sends the labels block by block, each block encoded "
+        f"by a {report['probe']} probe trained on the blocks before it; a layer from which depth is easy to "
+        "learn from few examples needs fewer bits. Compression = uniform code / online code, so layers "
+        "compare without choosing a probe rank.",
+        f"{report['num_words']:,} training words, {len(report['classes'])} depth classes "
+        f"({', '.join(report['classes'])}), uniform code {report['uniform_bits'] / 1000:.1f} kbits. "
+        f"Best compression at layer {layers[best]}: {report['compression'][best]:.2f}.",
+    ]
+    figure: FigureDict = {
+        "data": [
+            _line("compression (uniform / online)", layers, report["compression"], "#2a9d55"),
+        ],
+        "layout": _layout("Description length of depth per layer (online code)", "compression"),
+    }
+    columns = ["layer", "online code (kbits)", "compression", "accuracy on the last block"]
+    return {
+        "id": "description_length",
+        "title": "Description length (MDL)",
+        "reading": reading,
+        "figure": figure,
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
 def amnesic_section(metrics: dict) -> Section | None:
     """What the model loses when bucketed depth is erased at layer L (LEACE) vs a random subspace."""
     report = metrics.get("amnesic")
@@ -351,6 +395,7 @@ def probe_check_sections(metrics: dict, second_name: str | None = None) -> list[
         second_treebank_section,
         bracket_section,
         lambda m, _: selectivity_section(m),
+        lambda m, _: description_length_section(m),
         lambda m, _: amnesic_section(m),
     ]
     return [section for build in builders if (section := build(metrics, second_name)) is not None]

@@ -22,6 +22,7 @@ from app.methods.callbacks import Exclusive, no_exclusion
 from app.methods.probes.amnesic import amnesic_table
 from app.methods.probes.batches import make_batches
 from app.methods.probes.control_task import ControlTask, control_features, selectivity
+from app.methods.probes.description_length import online_code_length
 from app.methods.probes.erasure import fit_depth_erasers, pack_erasers
 from app.methods.probes.features import WordFeatures, compute_word_features, random_copy
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
@@ -48,6 +49,7 @@ class TrainOptions:
     seed: int = 0
     seeds: int = 3
     selectivity: bool = True
+    description_length: bool = True
     amnesic: bool = False
 
 
@@ -174,6 +176,12 @@ def train_probe_set(
             train_features, dev_features, runs, layers, options, stages.stage("selectivity")
         )
         timings["selectivity_s"] = time.perf_counter() - clock
+    if options.description_length:
+        clock = time.perf_counter()
+        metrics["description_length"] = online_code_length(
+            train_features, layers, seed=options.seed, progress=stages.stage("description length")
+        )
+        timings["description_length_s"] = time.perf_counter() - clock
     erasers: dict[str, np.ndarray] = {}
     if options.amnesic:
         clock = time.perf_counter()
@@ -335,6 +343,8 @@ def _stage_weights(options: TrainOptions, second: bool) -> dict[str, float]:
         weights.update({"control features": 1.5, "control structural": 4.3 * seeds})
     if options.selectivity:
         weights["selectivity"] = 4.3 * seeds
+    if options.description_length:
+        weights["description length"] = 2.0
     if options.amnesic:
         weights.update({"erasers": 1.0, "amnesic": 4.0})
     return weights
