@@ -57,7 +57,7 @@ def test_labels_carry_no_gradient():
 
 
 def test_bracket_check():
-    curves = TopologicalCurves([0, 1], sp=[1.0, 1.0], ssp=[0.5, 1.5], essp=[2.0, 2.0])
+    curves = TopologicalCurves([0, 1], [0], {"sp": [[1.0, 1.0]], "ssp": [[0.5, 1.5]], "essp": [[2.0, 2.0]]})
     assert curves.bracket_holds() == [True, False]
 
 
