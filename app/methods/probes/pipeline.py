@@ -28,7 +28,7 @@ from app.methods.probes.features import WordFeatures, compute_word_features, ran
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS, ProbeWeights, train_structural_probes
 from app.methods.probes.scoring import evaluate_probes
 from app.methods.probes.seeds import mean_and_spread, seed_list
-from app.methods.probes.topological import TTP_EPOCHS, train_topological_probes
+from app.methods.probes.topological import TTP_EPOCHS, fit_topological_probes
 from app.methods.probes.treebank import TreeSentence
 from app.modeling.loading import LoadedModel
 
@@ -148,17 +148,18 @@ def train_probe_set(
         metrics["second"] = _summary(runs, 1)
     if options.topological:
         clock = time.perf_counter()
-        curves = train_topological_probes(
+        topological = fit_topological_probes(
             make_batches(train_features),
-            make_batches(dev_features),
             layers,
             loaded.hidden_size,
             rank=options.rank,
             epochs=options.topological_epochs,
-            seed=options.seed,
+            seeds=seeds,
             progress=stages.stage("topological"),
         )
-        metrics["topological"] = curves.to_dict()
+        metrics["topological"] = topological.curves(make_batches(dev_features)).to_dict()
+        if second_features is not None:
+            metrics["second"]["topological"] = topological.curves(make_batches(second_features)).to_dict()
         timings["topological_s"] = time.perf_counter() - clock
     if options.control:
         clock = time.perf_counter()
@@ -338,7 +339,7 @@ def _stage_weights(options: TrainOptions, second: bool) -> dict[str, float]:
     if second:
         weights["second features"] = 0.5
     if options.topological:
-        weights["topological"] = 0.3 * options.topological_epochs
+        weights["topological"] = 0.3 * options.topological_epochs * seeds
     if options.control:
         weights.update({"control features": 1.5, "control structural": 4.3 * seeds})
     if options.selectivity:
