@@ -53,6 +53,17 @@ class FittedHead:
 
 
 @torch.no_grad()
+def text_batch(loaded: LoadedModel, texts: list[str], max_tokens: int) -> Any:
+    """Padded model inputs of ``texts`` on the model's device (cut at ``max_tokens``; token types only for
+    models that take them)."""
+    batch = loaded.tokenizer(
+        texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+    ).to(loaded.device)
+    if not loaded.uses_token_types:
+        batch.pop("token_type_ids", None)
+    return batch
+
+
 def pooled_embeddings(
     loaded: LoadedModel,
     texts: list[str],
@@ -63,15 +74,7 @@ def pooled_embeddings(
     """L2-normalised mean-pooled embeddings [text, hidden] (inputs longer than ``max_tokens`` are cut)."""
     chunks = []
     for start in range(0, len(texts), batch_size):
-        batch = loaded.tokenizer(
-            texts[start : start + batch_size],
-            padding=True,
-            truncation=True,
-            max_length=max_tokens,
-            return_tensors="pt",
-        ).to(loaded.device)
-        if not loaded.uses_token_types:
-            batch.pop("token_type_ids", None)
+        batch = text_batch(loaded, texts[start : start + batch_size], max_tokens)
         hidden = loaded.adapter.encoder(loaded.model)(**batch).last_hidden_state
         pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]).float(), dim=-1)
         chunks.append(pooled.cpu().numpy())

@@ -24,7 +24,7 @@ from app.methods.probes.features import compute_word_features
 from app.methods.probes.probe_maps import ProbeWeights
 from app.methods.probes.scoring import evaluate_probes
 from app.methods.probes.treebank import TreeSentence
-from app.modeling.heads import pooled_embeddings
+from app.modeling.heads import pooled_embeddings, text_batch
 from app.modeling.interventions import spliced_hidden_state
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import LinearHead
@@ -172,15 +172,7 @@ def _scorer(loaded: LoadedModel, classifier: Classifier | None) -> Callable[[lis
 def _model_logits(loaded: LoadedModel, texts: list[str], max_tokens: int) -> np.ndarray:
     chunks = []
     for start in range(0, len(texts), CLASSIFY_BATCH):
-        batch = loaded.tokenizer(
-            texts[start : start + CLASSIFY_BATCH],
-            padding=True,
-            truncation=True,
-            max_length=max_tokens,
-            return_tensors="pt",
-        ).to(loaded.device)
-        if not loaded.uses_token_types:
-            batch.pop("token_type_ids", None)
+        batch = text_batch(loaded, texts[start : start + CLASSIFY_BATCH], max_tokens)
         chunks.append(loaded.model(**batch).logits.float().cpu().numpy())
     return np.concatenate(chunks)
 

@@ -24,7 +24,7 @@ import torch
 from concept_erasure import LeaceFitter
 
 from app.errors import InvalidInput
-from app.methods.probes.alignment import sentence_text, subword_groups
+from app.methods.probes.features import encode_sentences
 from app.methods.probes.treebank import TreeSentence, tree_distances
 from app.modeling.loading import LoadedModel
 
@@ -160,21 +160,7 @@ def token_states(
     """Hidden states of every layer at the usable subwords [layer, token, hidden], their words' depth
     buckets [token], and a skip reason per unusable sentence (encoded as ``features.compute_word_features``
     does)."""
-    texts, spans = zip(*(sentence_text(s.words, s.text) for s in batch), strict=True)
-    encoded = loaded.tokenizer(
-        list(texts),
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        padding=True,
-        truncation=False,
-        return_tensors="pt",
-    )
-    offsets = encoded.pop("offset_mapping").tolist()
-    special = encoded.pop("special_tokens_mask").bool() | ~encoded["attention_mask"].bool()
-    lengths = encoded["attention_mask"].sum(1).tolist()
-    groups = [subword_groups(o, s, sp) for o, s, sp in zip(offsets, special.tolist(), spans, strict=True)]
-    if not loaded.uses_token_types:
-        encoded.pop("token_type_ids", None)
+    encoded, groups, lengths = encode_sentences(loaded, batch)
     keep = [length <= max_tokens and all(groups[i]) for i, length in enumerate(lengths)]
     reasons = [
         "too many subwords" if lengths[i] > max_tokens else "word without subword"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,10 +67,9 @@ def compute_word_features(
     return features
 
 
-@torch.no_grad()
-def _batch_features(
-    loaded: LoadedModel, batch: list[TreeSentence], max_tokens: int
-) -> list[tuple[TreeSentence, np.ndarray | None, str]]:
+def encode_sentences(loaded: LoadedModel, batch: list[TreeSentence]) -> tuple[Any, list, list[int]]:
+    """Model inputs of treebank sentences (padded, not truncated), each word's subword positions
+    (``subword_groups``; an empty group is a word no subword covers) and each sentence's subword count."""
     texts, spans = zip(*(sentence_text(s.words, s.text) for s in batch), strict=True)
     encoded = loaded.tokenizer(
         list(texts),
@@ -80,12 +80,19 @@ def _batch_features(
         return_tensors="pt",
     )
     offsets = encoded.pop("offset_mapping").tolist()
-    special = encoded.pop("special_tokens_mask").bool()
-    special |= ~encoded["attention_mask"].bool()
+    special = encoded.pop("special_tokens_mask").bool() | ~encoded["attention_mask"].bool()
     lengths = encoded["attention_mask"].sum(1).tolist()
     groups = [subword_groups(o, s, sp) for o, s, sp in zip(offsets, special.tolist(), spans, strict=True)]
     if not loaded.uses_token_types:
         encoded.pop("token_type_ids", None)
+    return encoded, groups, lengths
+
+
+@torch.no_grad()
+def _batch_features(
+    loaded: LoadedModel, batch: list[TreeSentence], max_tokens: int
+) -> list[tuple[TreeSentence, np.ndarray | None, str]]:
+    encoded, groups, lengths = encode_sentences(loaded, batch)
     keep = [length <= max_tokens and all(groups[i]) for i, length in enumerate(lengths)]
     hidden = None
     if any(keep):

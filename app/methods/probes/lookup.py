@@ -22,7 +22,7 @@ class TreebankLookup:
     def __init__(self, resolve: Callable[[str], str] = str) -> None:
         self._resolve = resolve
         self._by_path: dict[str, dict[str, TreeSentence]] = {}
-        self._lock = threading.Lock()
+        self._cache_guard = threading.Lock()  # one reader fills the path cache at a time
 
     def find(self, probes: ProbeSet, text: str) -> TreeSentence | None:
         """The treebank sentence whose text is exactly ``text`` (ignoring outer spaces), if any."""
@@ -42,7 +42,7 @@ class TreebankLookup:
         return chosen[:count]
 
     def _sentences(self, path: str) -> dict[str, TreeSentence]:
-        with self._lock:
+        with self._cache_guard:
             if path not in self._by_path:
                 try:
                     self._by_path[path] = _read(self._resolve(path)) if path else {}
