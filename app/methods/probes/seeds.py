@@ -32,4 +32,3 @@ def mean_and_spread(per_seed: list[LayerMetrics]) -> tuple[LayerMetrics, LayerMe
             single = 0.0 if values else None
             spread[layer][metric] = float(np.std(values, ddof=1)) if len(values) > 1 else single
     return mean, spread
-
