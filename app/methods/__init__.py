@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.errors import UnknownMethod
+from app.methods.attribution.attnlrp import AttnLrp
 from app.methods.attribution.gradients import GradientXInput, IntegratedGradientsMethod, SaliencyMethod
 from app.methods.attribution.iba import InformationBottleneck
 from app.methods.attribution.mixing_rows import AttentionRolloutRow, ValueZeroingRow
@@ -29,6 +30,7 @@ METHODS: dict[str, Method] = {
     OcclusionMethod.name: OcclusionMethod(),
     ValueZeroingRow.name: ValueZeroingRow(),
     AttentionRolloutRow.name: AttentionRolloutRow(),
+    AttnLrp.name: AttnLrp(),
     StructuralProbe.name: StructuralProbe(),
 }
 

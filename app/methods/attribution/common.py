@@ -28,6 +28,10 @@ class AttributionResult(Result):
     prediction: dict  # label explained, its score and probability, predicted label
     layers: np.ndarray | None = None  # [layer, token], e.g. the IBA sweep over bottleneck positions
     convergence_delta: float | None = None  # Integrated Gradients: completeness error
+    # AttnLRP: score, relevance_sum, relative_error |f - sum R| / |f|, absorbed_bias, absorbed_embeddings,
+    # absorbed_softmax, rounding (see app/methods/attribution/attnlrp.py)
+    conservation: dict[str, float] | None = None
+    computed_with: str | None = None  # one line on how the scores were obtained, shown with the figure
 
 
 class AttributionParams(BaseModel):
