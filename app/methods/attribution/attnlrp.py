@@ -80,12 +80,13 @@ def with_gradient_of(output: torch.Tensor, surrogate: torch.Tensor) -> torch.Ten
 def layer_norm_rule(
     x: torch.Tensor, shape: Any, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
 ) -> torch.Tensor:
-    """LayerNorm without its bias; the standard deviation a constant (identity rule for normalisation)."""
+    """LayerNorm with the standard deviation a constant (identity rule for normalisation); the bias is in
+    the value, its relevance is read by the caller."""
     dims = tuple(range(-len(shape), 0))
     centred = x - x.mean(dim=dims, keepdim=True)
     std = torch.sqrt(centred.pow(2).mean(dim=dims, keepdim=True) + eps).detach()
     surrogate = centred / std * (weight if weight is not None else 1.0)
-    return with_gradient_of(F.layer_norm(x, shape, weight, None, eps), surrogate)
+    return with_gradient_of(F.layer_norm(x, shape, weight, bias, eps), surrogate)
 
 
 def normalize_rule(x: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
