@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.errors import UnknownMethod
 from app.methods.attribution.attnlrp import AttnLrp
+from app.methods.attribution.decompx import DecompX
 from app.methods.attribution.gradients import GradientXInput, IntegratedGradientsMethod, SaliencyMethod
 from app.methods.attribution.iba import InformationBottleneck
 from app.methods.attribution.mixing_rows import AttentionRolloutRow, ValueZeroingRow
@@ -13,6 +14,7 @@ from app.methods.mixing.alti import Alti
 from app.methods.mixing.attention import Attention
 from app.methods.mixing.attention_norm import AttentionNorm
 from app.methods.mixing.attention_rollout import AttentionRollout
+from app.methods.mixing.decompx import DecompxMixing
 from app.methods.mixing.value_zeroing import ValueZeroing
 from app.methods.probes.structural_probe import StructuralProbe
 
@@ -22,6 +24,7 @@ METHODS: dict[str, Method] = {
     AttentionRollout.name: AttentionRollout(),
     AttentionNorm.name: AttentionNorm(),
     Alti.name: Alti(),
+    DecompxMixing.name: DecompxMixing(),
     InformationBottleneck.name: InformationBottleneck(),
     IntegratedGradientsMethod.name: IntegratedGradientsMethod(),
     GradientXInput.name: GradientXInput(),
@@ -30,6 +33,7 @@ METHODS: dict[str, Method] = {
     OcclusionMethod.name: OcclusionMethod(),
     ValueZeroingRow.name: ValueZeroingRow(),
     AttentionRolloutRow.name: AttentionRolloutRow(),
+    DecompX.name: DecompX(),
     AttnLrp.name: AttnLrp(),
     StructuralProbe.name: StructuralProbe(),
 }

@@ -28,6 +28,13 @@ class AttributionResult(Result):
     prediction: dict  # label explained, its score and probability, predicted label
     layers: np.ndarray | None = None  # [layer, token], e.g. the IBA sweep over bottleneck positions
     convergence_delta: float | None = None  # Integrated Gradients: completeness error
+    # methods that decompose every class score (DecompX): one signed row per class, the part no token carries
+    # (bias_scores), the largest |sum of the parts - the real score| and method-specific per-layer checks
+    class_scores: np.ndarray | None = None  # [class, token]
+    class_labels: list[str] | None = None  # [class]
+    bias_scores: np.ndarray | None = None  # [class]
+    decomposition_error: float | None = None
+    checks: dict | None = None
     # AttnLRP: score, relevance_sum, relative_error |f - sum R| / |f|, absorbed_bias, absorbed_embeddings,
     # absorbed_softmax, rounding (see app/methods/attribution/attnlrp.py)
     conservation: dict[str, float] | None = None

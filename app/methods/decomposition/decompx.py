@@ -99,12 +99,25 @@ def decompose(
     state = identity_state(trace.start, decomposition_dtype(loaded))
     result = Decomposition(state=state, trace=trace, checks=[])
     for layer in range(loaded.num_layers):
-        result.checks.append(run_block(loaded, trace, layer, state, mode))
+        check = run_block(loaded, trace, layer, state, mode)
+        check.sum_error, check.scale = sum_check(state, trace.layers[layer].output)
+        result.checks.append(check)
         if keep_states:
             result.states.append(state.clone())
         if keep_norms:
             result.norms.append(state.norm(dim=-1))
     return result
+
+
+def sum_check(state: torch.Tensor, real: torch.Tensor) -> tuple[float, float]:
+    """max |sum of a token's vectors and bias part - its real hidden state|, and max sum |vectors| (the size
+    of the terms summed, for a rounding bound), over chunks of target rows: no full-size temporary."""
+    error, scale = 0.0, 0.0
+    for rows in source_chunks(state.shape[0], state.shape[1] * state.shape[2], CHUNK_ELEMENTS):
+        part = state[rows]
+        error = max(error, float((part.sum(dim=1) - real[rows].to(part.dtype)).abs().max()))
+        scale = max(scale, float(part.abs().sum(dim=1).max()))
+    return error, scale
 
 
 @torch.no_grad()

@@ -83,6 +83,8 @@ class LayerCheck:
 
     ffn_sum_error: float  # max |sum over sources of the linearised FFN output - the real FFN output|
     ffn_component_gap: float  # sum |act(u) - m u| / sum |m u| over every source's FFN input u
+    sum_error: float = 0.0  # max |sum over sources (bias part included) - the real block output|
+    scale: float = 0.0  # max over tokens and dimensions of sum over sources |vector|
 
 
 def source_chunks(sources: int, per_source: int, budget: int) -> list[slice]:
