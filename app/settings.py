@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "datasets",
         description="Where jobs find uploaded datasets as files (written from the store on first use).",
     )
+    models_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "models",
+        description="Where fine-tuned classifiers are saved, one directory per name (load one with "
+        "--model DIR or BERTSCOPE_MODEL=DIR).",
+    )
     open_dataset_jobs: bool = Field(
         False,
         description="On a shared server, let anyone (no token) upload datasets and run jobs on uploaded "
