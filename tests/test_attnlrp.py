@@ -119,6 +119,9 @@ def test_op_without_a_rule_is_refused():
         _ = x * x
     with pytest.raises(TargetNotAvailable, match="no rule"), AttnLrpRules():
         torch.exp(x)
+    q = torch.ones(1, 1, 2, 2, requires_grad=True)
+    with pytest.raises(TargetNotAvailable, match="no rule"), AttnLrpRules():
+        F.scaled_dot_product_attention(q, q, q)
 
 
 # ---- the ledger on tiny models ------------------------------------------------------------------------
@@ -315,3 +318,16 @@ def test_attnlrp_through_the_api(client):
     assert fetched["result"]["conservation"] == conservation
     figure = client.get(f"/api/analyses/{body['id']}/figure")
     assert figure.status_code == 200
+
+
+@pytest.mark.slow
+def test_ledger_closes_on_the_embedded_model(embedded):
+    """all-MiniLM-L6-v2 in float32: 6 blocks, reductions of up to 1536 terms, so each term of the ledger
+    takes at most 6 x 2048 roundings: |rounding| <= 12288 u32 x (sum of the parts' magnitudes)."""
+    encoded = encode(embedded.tokenizer, "it 's a charming and often affecting journey .", max_tokens=128)
+    target = bind_target(embedded, ZeroShotTarget(), encoded)
+    result = METHODS["attnlrp"].run(embedded, encoded, AttnLrp.Params(), target)
+    conservation = result.conservation
+    parts = ("score", "relevance_sum", "absorbed_bias", "absorbed_embeddings", "absorbed_softmax")
+    assert abs(conservation["rounding"]) <= 6 * 2048 * EPS32 * sum(abs(conservation[p]) for p in parts)
+    assert conservation["score"] == pytest.approx(result.prediction["score"], rel=4 * EPS32)

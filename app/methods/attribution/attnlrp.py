@@ -127,6 +127,7 @@ _PRODUCTS |= {torch.Tensor.div, torch.Tensor.__truediv__, torch.Tensor.__rtruedi
 _NO_RULE = {torch.exp, torch.Tensor.exp, torch.log, torch.Tensor.log, torch.pow, torch.Tensor.pow}
 _NO_RULE |= {torch.Tensor.__pow__, torch.sqrt, torch.Tensor.sqrt, torch.rsqrt, torch.Tensor.rsqrt}
 _NO_RULE |= {torch.erf, torch.Tensor.erf, torch.sigmoid, torch.Tensor.sigmoid, F.silu, F.softplus}
+_NO_RULE |= {F.scaled_dot_product_attention}  # fused: no place for the softmax and product rules
 
 
 def _grad(value: Any) -> bool:
