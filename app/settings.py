@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "datasets",
         description="Where jobs find uploaded datasets as files (written from the store on first use).",
     )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "cache",
+        description="Derived per-model artefacts (e.g. IBA's dataset statistics), one file per weights "
+        "revision; safe to delete (recomputed on demand).",
+    )
     models_dir: Path = Field(
         default_factory=lambda: Path(user_data_dir("bertscope", appauthor=False)) / "models",
         description="Where fine-tuned classifiers are saved, one directory per name (load one with "

@@ -120,10 +120,69 @@ class AttributionFigure:
                 f"<br><sub>completeness error |Σ attributions − (f(x) − f(baseline))| = "
                 f"{result['convergence_delta']:.2e}</sub>"
             )
+        title += "".join(f"<br><sub>{line}</sub>" for line in accounting_lines(result))
         figures = {"main": token_grid(labels, values, signed, title)}
         if result.get("layers") is not None:
             figures["aux"] = sweep_figure(tokens, encoding, np.asarray(result["layers"]), texts, merge, hide)
+        elif result.get("class_scores") is not None:
+            rows = [
+                units(tokens, encoding, np.asarray(row), texts, merge, hide) for row in result["class_scores"]
+            ]
+            figures["aux"] = class_rows_figure(
+                rows[0][0], [values for _, values in rows], result["class_labels"], result.get("bias_scores")
+            )
         return figures
+
+
+def accounting_lines(result: dict) -> list[str]:
+    """How the scores were obtained and how exactly they add up, one subtitle line each."""
+    lines = [result["computed_with"]] if result.get("computed_with") else []
+    if result.get("decomposition_error") is not None:
+        lines.append(
+            "Σ token parts + bias part − real score: largest |error| over the classes "
+            f"{result['decomposition_error']:.1e}"
+        )
+    ledger = result.get("conservation")
+    if ledger:
+        lines.append(
+            f"conservation: Σ relevance {ledger['relevance_sum']:+.3g} of f(x) = {ledger['score']:+.3g} "
+            f"(relative error {ledger['relative_error']:.0%}); absorbed by biases "
+            f"{ledger['absorbed_bias']:+.3g}, position/segment embeddings "
+            f"{ledger['absorbed_embeddings']:+.3g}, softmax {ledger['absorbed_softmax']:+.3g}"
+        )
+    return lines
+
+
+def class_rows_figure(
+    labels: list[str], rows: list[np.ndarray], classes: list[str], bias: list[float] | None
+) -> FigureDict:
+    """One signed row per class (e.g. DecompX): which tokens push each class's score up or down."""
+    matrix = np.stack(rows)
+    names = [
+        f"{name} (bias part {bias[index]:+.3g})" if bias is not None else name
+        for index, name in enumerate(classes)
+    ]
+    title = "Per class: each token's signed part of the class score (red = against, blue = for)"
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": np.round(matrix, 6).tolist(),
+                "x": list(range(len(labels))),
+                "y": names,
+                "text": [token_labels(labels)] * len(names),
+                "hovertemplate": "%{y}<br>%{text}: %{z:.4g}<extra></extra>",
+                **colour_range(matrix, True),
+            }
+        ],
+        "layout": {
+            "title": {"text": title},
+            "xaxis": token_axis(labels),
+            "yaxis": {"autorange": "reversed", "automargin": True},
+            "height": 160 + 28 * len(names),
+        },
+        "config": download_config("per_class_scores"),
+    }
 
 
 def sweep_figure(

@@ -7,7 +7,7 @@ from app.methods.attribution.attnlrp import AttnLrp
 from app.methods.attribution.decompx import DecompX
 from app.methods.attribution.gradients import GradientXInput, IntegratedGradientsMethod, SaliencyMethod
 from app.methods.attribution.iba import InformationBottleneck
-from app.methods.attribution.mixing_rows import AttentionRolloutRow, ValueZeroingRow
+from app.methods.attribution.mixing_rows import AltiRow, AttentionRolloutRow, ValueZeroingRow
 from app.methods.attribution.perturbation import LimeMethod, OcclusionMethod
 from app.methods.base import Method
 from app.methods.mixing.alti import Alti
@@ -33,6 +33,7 @@ METHODS: dict[str, Method] = {
     OcclusionMethod.name: OcclusionMethod(),
     ValueZeroingRow.name: ValueZeroingRow(),
     AttentionRolloutRow.name: AttentionRolloutRow(),
+    AltiRow.name: AltiRow(),
     DecompX.name: DecompX(),
     AttnLrp.name: AttnLrp(),
     StructuralProbe.name: StructuralProbe(),

@@ -4,8 +4,9 @@ The row of the position the prediction is read from ([CLS], or the [MASK] for ma
 mean of all word rows, matching mean-pooled sentence embeddings), after rolling the mixing matrices out over
 all layers. As compared with gradient and perturbation attributions by Abnar & Zuidema (ACL 2020,
 https://arxiv.org/abs/2005.00928) for ``attention_rollout`` and by Mohebbi et al. (EACL 2023,
-https://aclanthology.org/2023.eacl-main.245/) for ``value_zeroing``. Unsigned shares; the target only chooses
-the row (mixing does not depend on the explained label). Output: ``scores`` [token].
+https://aclanthology.org/2023.eacl-main.245/) for ``value_zeroing``, and by Ferrando et al. (EMNLP 2022,
+https://arxiv.org/abs/2203.04212) and Modarressi et al. (DecompX, ACL 2023) for ``alti``. Unsigned shares;
+the target only chooses the row (mixing does not depend on the explained label). Output: ``scores`` [token].
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.methods.attribution.common import AttributionMethod
 from app.methods.base import NoParams
+from app.methods.mixing.alti import Alti
 from app.methods.mixing.attention_rollout import AttentionRollout
 from app.methods.mixing.value_zeroing import ValueZeroing
 from app.modeling.encoding import Encoded
@@ -71,3 +73,16 @@ class AttentionRolloutRow(MixingRowAttribution):
         "through the layers."
     )
     mixing: ClassVar[type] = AttentionRollout
+
+
+class AltiRow(MixingRowAttribution):
+    """ALTI rollout row of the prediction position, as token attribution."""
+
+    name: ClassVar[str] = "alti_row"
+    title: ClassVar[str] = "ALTI rollout row"
+    citation: ClassVar[str] = "Ferrando, Gállego & Costa-jussà, EMNLP 2022"
+    summary: ClassVar[str] = (
+        "The ALTI rollout read at the prediction position: each input token's share in the "
+        "representation the prediction is read from."
+    )
+    mixing: ClassVar[type] = Alti
