@@ -23,6 +23,7 @@ from app.cli.params import given_params, job_options
 from app.cli.probes import probe_group
 from app.errors import BertscopeError
 from app.jobs.evaluations import EvalDegradationParams, EvalMixingParams, EvalNeuronsParams, LabelledDataSpec
+from app.jobs.finetune import FinetuneParams
 from app.jobs.heads import FitHeadParams
 from app.settings import Settings
 
@@ -263,6 +264,27 @@ def heads_fit(model: str | None, device: str | None, database_url: str | None, *
         f"{metrics['held_out_accuracy']:.4f} (n={metrics['held_out_size']}, {metrics['held_out']})"
     )
     click.echo(f'use it as target: {{"kind": "head", "head": "{head.name}"}}')
+
+
+@heads_group.command("finetune")
+@job_options(FinetuneParams)
+@model_options
+def heads_finetune(model: str | None, device: str | None, database_url: str | None, **options: Any) -> None:
+    """Fine-tune the model end to end with a classification head; save a checkpoint --model DIR loads."""
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    try:
+        raw = given_params(FinetuneParams, options)
+        summary = run_job_here("finetune_classifier", raw, settings, "batch").summary
+    except BertscopeError as exc:
+        fail(exc)
+    base = summary["base_model"]
+    click.echo(f"fine-tuned {base['name']} @ {base['revision']}: labels {summary['labels']}")
+    click.echo(
+        f"dev accuracy {summary['dev_accuracy']:.4f} (n={summary['dev_rows']}, {summary['held_out']}); "
+        f"{summary['train_rows']} training rows, {len(summary['epochs'])} epochs, {summary['seconds']:.0f} s"
+    )
+    click.echo(f"checkpoint: {summary['path']}")
+    click.echo(f"analyse with it: bertscope serve --model {summary['path']}")
 
 
 @heads_group.command("list")

@@ -16,6 +16,7 @@ from app.jobs.evaluations import (
     run_eval_mixing,
     run_eval_neurons,
 )
+from app.jobs.finetune import FinetuneParams, run_finetune_classifier
 from app.jobs.heads import FitHeadParams, run_fit_head
 from app.jobs.model import LoadModelParams, run_load_model
 from app.jobs.neurons import (
@@ -34,6 +35,9 @@ JOBS: dict[str, JobKind] = {
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation, "Degradation test"),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing, "Mixing faithfulness"),
     "fit_head": JobKind(FitHeadParams, run_fit_head, "Fit a classification head"),
+    "finetune_classifier": JobKind(  # admin: writes a checkpoint to the server's disk
+        FinetuneParams, run_finetune_classifier, "Fine-tune a classifier (checkpoint)", admin_only=True
+    ),
     "load_model": JobKind(LoadModelParams, run_load_model, "Load another model", admin_only=True),
 }
 
