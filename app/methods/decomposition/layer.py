@@ -160,11 +160,14 @@ class BlockDecomposition:
         gap = torch.zeros((2,), dtype=torch.float64, device=state.device)
 
         def ffn(c: torch.Tensor, k: slice) -> torch.Tensor:
-            units = c @ w.w_1.T + share_1[:, k, None] * w.b_1  # u_ik, [target, chunk, unit]
-            linear = units * slope[:, None, :]
-            gap[0] += (w.activation(units) - linear).abs().sum(dtype=torch.float64)
-            gap[1] += linear.abs().sum(dtype=torch.float64)
-            out = linear @ w.w_2.T + share_2[:, k, None] * w.b_2
+            # in place where possible: at most two [target, chunk, unit] tensors are alive at once
+            units = torch.addcmul(c @ w.w_1.T, share_1[:, k, None], w.b_1)  # u_ik, [target, chunk, unit]
+            activated = w.activation(units)
+            units.mul_(slope[:, None, :])  # now m_i * u_ik, the linearised activation
+            gap[0] += activated.sub_(units).abs_().sum(dtype=torch.float64)
+            del activated
+            gap[1] += units.abs().sum(dtype=torch.float64)
+            out = torch.addcmul(units @ w.w_2.T, share_2[:, k, None], w.b_2)
             ffn_sum.add_(out.sum(dim=1))
             return _normalise(c + out, w.gamma_2, t.sigma_output)
 
