@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resident = loaded or load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+        resident = loaded or load_model(
+            settings.model, settings.device, settings.dtype, settings.hub_offline, settings.cache_dir
+        )
         engine = make_engine(settings.database_url)
         services = build_services(resident, engine, settings)
         services.jobs.start()

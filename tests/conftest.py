@@ -68,6 +68,7 @@ def make_settings(directory: Path, **overrides: object) -> Settings:
         "index_sample_on_start": False,
         "train_probes_on_start": False,
         "dataset_cache_dir": directory / "dataset-files",
+        "cache_dir": directory / "cache",
         **overrides,
     }
     return Settings(**values)

@@ -27,7 +27,9 @@ def cli_settings(**overrides: Any) -> Settings:
 def load_configured_model(settings: Settings) -> LoadedModel:
     from app.modeling.loading import load_model
 
-    return load_model(settings.model, settings.device, settings.dtype, settings.hub_offline)
+    return load_model(
+        settings.model, settings.device, settings.dtype, settings.hub_offline, settings.cache_dir
+    )
 
 
 def fail(exc: BertscopeError) -> None:

@@ -37,7 +37,11 @@ def run_load_model(context: JobContext, params: LoadModelParams) -> JobOutcome:
     settings, progress = context.settings, context.progress
     progress(0, 2)
     loaded = load_model(
-        params.model, params.device or settings.device, params.dtype or settings.dtype, settings.hub_offline
+        params.model,
+        params.device or settings.device,
+        params.dtype or settings.dtype,
+        settings.hub_offline,
+        settings.cache_dir,
     )
     progress(1, 2)
     context.model.swap_model(loaded)

@@ -44,6 +44,7 @@ class LoadedModel:
     dtype: torch.dtype
     revision: str
     label_names: list[str] = field(default_factory=list)
+    cache_dir: Path | None = None  # per-revision derived artefacts (None: kept in memory only)
 
     @property
     def config(self) -> PretrainedConfig:
@@ -171,9 +172,16 @@ def _label_names(config: PretrainedConfig, head: HeadKind) -> list[str]:
 
 
 def load_model(
-    source: str, device: str = "auto", dtype: str = "float32", offline: bool = False
+    source: str,
+    device: str = "auto",
+    dtype: str = "float32",
+    offline: bool = False,
+    cache_dir: Path | None = None,
 ) -> LoadedModel:
-    """Load ``source`` ('embedded', a local directory or a hub id) ready for analysis, in eval mode."""
+    """Load ``source`` ('embedded', a local directory or a hub id) ready for analysis, in eval mode.
+
+    ``cache_dir``: where artefacts derived from these weights (keyed by revision) may be cached on disk.
+    """
     hf_logging.disable_progress_bar()
     name = EMBEDDED_NAME if source == EMBEDDED else source
     location = str(embedded_model_path()) if source == EMBEDDED else source
@@ -198,7 +206,9 @@ def load_model(
         trust_remote_code=False,  # never run code shipped with a checkpoint
     )
     tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only, trust_remote_code=False)
-    return wrap_model(model, tokenizer, name=name, source=location, device=target_device)
+    loaded = wrap_model(model, tokenizer, name=name, source=location, device=target_device)
+    loaded.cache_dir = cache_dir
+    return loaded
 
 
 def wrap_model(
