@@ -45,8 +45,10 @@ from app.methods.decomposition.trace import Trace, trace_pass
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
 
-# Floats of the largest temporary per chunk ([token, chunk, intermediate]): 2**23 is 32 MiB in float32.
-CHUNK_ELEMENTS = 2**23
+# Floats of the largest temporary per chunk ([token, chunk, intermediate]): 2**21 is 8 MiB in float32; the
+# activation function makes a few such temporaries, and a smaller chunk does not slow the matrix products
+# (at N = 512 a chunk of 2 sources is still a [1024, hidden] x [hidden, intermediate] product).
+CHUNK_ELEMENTS = 2**21
 
 
 @dataclass

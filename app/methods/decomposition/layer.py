@@ -164,9 +164,9 @@ class BlockDecomposition:
             units = torch.addcmul(c @ w.w_1.T, share_1[:, k, None], w.b_1)  # u_ik, [target, chunk, unit]
             activated = w.activation(units)
             units.mul_(slope[:, None, :])  # now m_i * u_ik, the linearised activation
-            gap[0] += activated.sub_(units).abs_().sum(dtype=torch.float64)
+            gap[0] += activated.sub_(units).abs_().sum().double()  # float32 per chunk, float64 across
             del activated
-            gap[1] += units.abs().sum(dtype=torch.float64)
+            gap[1] += units.abs().sum().double()
             out = torch.addcmul(units @ w.w_2.T, share_2[:, k, None], w.b_2)
             ffn_sum.add_(out.sum(dim=1))
             return _normalise(c + out, w.gamma_2, t.sigma_output)
