@@ -61,7 +61,7 @@ class FinetuneParams(BaseModel):
     )
     epochs: int = Field(2, ge=1, le=20, description="Passes over the training rows.")
     learning_rate: float = Field(
-        5e-5, gt=0, le=1e-2, description="Peak AdamW learning rate.", json_schema_extra={"advanced": True}
+        1e-4, gt=0, le=1e-2, description="Peak AdamW learning rate.", json_schema_extra={"advanced": True}
     )
     batch_size: int = Field(
         32, ge=1, le=1024, description="Texts per training step.", json_schema_extra={"advanced": True}

@@ -18,6 +18,10 @@ Fine-Tuning", 2019) find that freezing the embedding layer costs little on GLUE 
 length (shuffled, then sorted within pools of 50 batches, the batches shuffled again) and padded to their
 longest input, which cuts padding on short texts without changing what is learnt in expectation.
 Everything random (head initialisation, batch order, dropout) follows ``seed``.
+
+Defaults: 2 epochs, batch 32, peak rate 1e-4. Devlin et al. search {2, 3, 5}e-5 for BERT-base and -large;
+for the embedded 6-layer, 384-wide MiniLM on the shared 5,000-row SST-2 split (314 steps), 1e-4 measured
+0.853 dev accuracy against 0.844 at 5e-5 (seed 0; docs/finetune.md has the run and its time).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class FinetuneOptions:
     """The recipe's knobs (module docstring); defaults measured on the embedded model (docs/finetune.md)."""
 
     epochs: int = 2
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     batch_size: int = 32
     max_length: int = 128
     warmup_share: float = 0.1
