@@ -69,6 +69,7 @@ def make_settings(directory: Path, **overrides: object) -> Settings:
         "train_probes_on_start": False,
         "dataset_cache_dir": directory / "dataset-files",
         "cache_dir": directory / "cache",
+        "models_dir": directory / "models",
         **overrides,
     }
     return Settings(**values)

@@ -133,11 +133,18 @@ def test_value_zeroing_view_rollout_row_strip_and_compare(server, browser, page)
     page.wait_for_url("**/compare/*")
     page.wait_for_selector("#figure .main-svg")
     names = page.evaluate("document.getElementById('figure').data.map((t) => t.name)")
-    assert names == ["value_zeroing", "attention", "attention_rollout", "attention_norm", "alti"]
+    assert names == [
+        "value_zeroing",
+        "attention",
+        "attention_rollout",
+        "attention_norm",
+        "alti",
+        "decompx_mixing",
+    ]
     before = _rendered(page)
     page.select_option("#view-scale", "own")
     _wait_rerender(page, before)
-    assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 5
+    assert len(set(page.evaluate("document.getElementById('figure').data.map((t) => t.coloraxis)"))) == 6
     screenshot(page, "compare")
     page.click("#share-button")
     page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
@@ -182,7 +189,7 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     page.click("#eval-start")
     page.wait_for_selector("#jobs-table tr[data-status='done']", timeout=120_000)
     page.wait_for_selector("#evaluation-figure .main-svg")
-    assert page.locator("#evaluation-table tbody tr").count() == 6
+    assert page.locator("#evaluation-table tbody tr").count() == 7
     assert "value_zeroing" in page.inner_text("#evaluation-table")
     screenshot(page, "evaluations")
     server_file(page, "eval_mixing-data", tmp_path / "missing.tsv")
@@ -194,7 +201,14 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
 
 
 JOB_FORMS = {
-    "/evaluations": ["eval_degradation", "eval_mixing", "eval_neurons", "fit_head", "load_model"],
+    "/evaluations": [
+        "eval_degradation",
+        "eval_mixing",
+        "eval_neurons",
+        "fit_head",
+        "finetune_classifier",
+        "load_model",
+    ],
     "/probes": ["train_probes"],
     "/neurons": ["index_neurons"],
 }
@@ -254,7 +268,16 @@ def test_attribution_view_sweep_merge_and_stacked_methods(server, page):
     assert "unforgettable" in merged and "[CLS]" not in merged
     screenshot(page, "attribution")
     assert len(page.evaluate("document.getElementById('aux').data[0].y")) == 6
-    for name in ("gradient_x_input", "saliency", "lime", "value_zeroing_row", "attention_rollout_row"):
+    for name in (
+        "gradient_x_input",
+        "saliency",
+        "lime",
+        "value_zeroing_row",
+        "attention_rollout_row",
+        "alti_row",
+        "decompx",
+        "attnlrp",
+    ):
         page.uncheck(f"#compare-box input[value='{name}']")
     page.click("#compare-button")
     page.wait_for_url("**/compare/*", timeout=120_000)

@@ -75,7 +75,9 @@ def _analyze_fails(checkpoint, tmp_path, *args: str):
 
 
 def test_unknown_method_is_a_clear_error(checkpoint, tmp_path):
-    assert "Valid methods: alti, attention" in _analyze_fails(checkpoint, tmp_path, "nope", "--text", "x")
+    assert "Valid methods: alti, alti_row, attention" in _analyze_fails(
+        checkpoint, tmp_path, "nope", "--text", "x"
+    )
 
 
 def test_bad_param_syntax(checkpoint, tmp_path):

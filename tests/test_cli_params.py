@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from app.cli import main
 from app.cli.params import given_params, job_options
 from app.jobs.evaluations import EvalDegradationParams, EvalMixingParams, EvalNeuronsParams
+from app.jobs.finetune import FinetuneParams
 from app.jobs.heads import FitHeadParams
 from app.jobs.neurons import DescribeNeuronsParams, IndexNeuronsParams
 from app.jobs.probes import TrainProbesParams
@@ -22,6 +23,7 @@ COMMANDS = {
     ("eval", "degradation"): (EvalDegradationParams, {"method_params"}),
     ("eval", "neurons"): (EvalNeuronsParams, {"datasets"}),
     ("heads", "fit"): (FitHeadParams, set()),
+    ("heads", "finetune"): (FinetuneParams, set()),
     ("probe", "train"): (TrainProbesParams, set()),
     ("neurons", "index"): (IndexNeuronsParams, {"corpora"}),
     ("neurons", "describe"): (DescribeNeuronsParams, set()),

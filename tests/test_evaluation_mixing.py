@@ -84,10 +84,11 @@ def test_job_runs_and_stores_an_evaluation(client, data_file):
         "attention_rollout",
         "alti",
         "attention_norm",
+        "decompx_mixing",
         "random",
     }
     figure = client.get(f"/api/evaluations/{job['result_id']}/figure").json()["figure"]
-    assert len(figure["data"]) == 6 and figure["data"][0]["type"] == "scatter"
+    assert len(figure["data"]) == 7 and figure["data"][0]["type"] == "scatter"
     assert [e["id"] for e in client.get("/api/evaluations?kind=mixing").json()] == [job["result_id"]]
 
 

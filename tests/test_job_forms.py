@@ -22,7 +22,14 @@ from app.jobs.registry import JOBS
 
 JOBFORM_JS = Path(__file__).resolve().parents[1] / "frontend" / "src" / "jobform.js"
 PAGES = {
-    "/evaluations": ["eval_degradation", "eval_mixing", "eval_neurons", "fit_head", "load_model"],
+    "/evaluations": [
+        "eval_degradation",
+        "eval_mixing",
+        "eval_neurons",
+        "fit_head",
+        "finetune_classifier",
+        "load_model",
+    ],
     "/probes": ["train_probes"],
     "/neurons": ["index_neurons"],
 }

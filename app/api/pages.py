@@ -225,7 +225,9 @@ def evaluations_page(request: Request) -> HTMLResponse:
     heads = services.stores.heads.list_for_revision(services.runner.revision)
     spec = {
         "page": "evaluations",
-        "jobs": job_forms("eval_degradation", "eval_mixing", "eval_neurons", "fit_head", "load_model"),
+        "jobs": job_forms(
+            "eval_degradation", "eval_mixing", "eval_neurons", "fit_head", "finetune_classifier", "load_model"
+        ),
         "heads": [head.describe() for head in heads],
     }
     return render(request, "evaluations.html", {"spec": spec})

@@ -247,8 +247,8 @@ class AttnLrp(AttributionMethod):
     title: ClassVar[str] = "AttnLRP"
     citation: ClassVar[str] = "Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin & Samek, ICML 2024"
     summary: ClassVar[str] = (
-        "Each token's share of the prediction, passed back layer by layer with rules that keep the total "
-        "(relevance propagation through attention, LayerNorm and the FFN)."
+        "Each token's signed share of the prediction, passed back layer by layer by rules that keep "
+        "the total."
     )
 
     def attribute(
