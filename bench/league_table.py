@@ -36,10 +36,10 @@ from app.methods.base import Method
 from app.methods.evaluation.degradation import RANDOM, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import evaluate_mixing
 from app.methods.evaluation.texts import read_labelled
-from app.modeling.encoding import Encoded
+from app.modeling.encoding import Encoded, encode_for
 from app.modeling.heads import FittedHead, fit_head
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model
-from app.modeling.targets import AnyTarget, HeadTarget
+from app.modeling.targets import AnyTarget, HeadTarget, bind_target, default_target
 from bench.report import Table, write_report
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -206,6 +206,19 @@ def finetuned_setting(path: str | None, dataset: Dataset) -> Setting | None:
     return Setting("fine-tuned", loaded, None)
 
 
+@torch.no_grad()
+def accuracy(setting: Setting, rows: list) -> float:
+    """Share of ``rows`` whose gold label is the setting's top class (the classifier being explained)."""
+    spec = setting.target or default_target(setting.loaded)
+    heads = (lambda _key: setting.head) if setting.head else None
+    correct = 0
+    for text, gold in rows:
+        encoded = encode_for(setting.loaded, text, max_tokens=MAX_TOKENS)
+        target = bind_target(setting.loaded, spec.model_copy(update={"label": gold}), encoded, heads=heads)
+        correct += int(target.scores(**encoded.model_inputs())[0].argmax()) == target.index
+    return correct / max(len(rows), 1)
+
+
 def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -300,6 +313,7 @@ def main() -> None:
     finetuned = {DATASETS[0].name: args.finetuned_sst2, DATASETS[1].name: args.finetuned_agnews}
     results: dict = {}
     mixing: list[Table] = []
+    classifiers: list[list[str]] = []
     started, before = time.perf_counter(), load()
     for dataset in DATASETS:
         test = list(
@@ -310,6 +324,7 @@ def main() -> None:
             frozen_setting(embedded, dataset, args.head_rows),
         ]
         for setting in [s for s in settings if s is not None]:
+            classifiers.append([dataset.name, setting.name, f"{accuracy(setting, test):.3f}", str(len(test))])
             for mode in MODES:
                 cell = results.setdefault((dataset.name, mode), {}).setdefault(setting.name, {})
                 for row in rows:
@@ -317,7 +332,10 @@ def main() -> None:
             if setting.name == "fine-tuned":
                 texts = [text for text, _ in test[: args.mixing_limit]]
                 mixing.append(mixing_table(setting, dataset, texts, args))
-    tables = degradation_tables(results, ["fine-tuned", "frozen"], rows) + mixing
+    tables = [
+        Table(["dataset", "classifier", "accuracy on the rows explained", "rows"], classifiers, "Classifiers")
+    ]
+    tables += degradation_tables(results, ["fine-tuned", "frozen"], rows) + mixing
     setup = (
         f"First {args.limit} rows of SST-2 dev and AG News test, gold labels explained, most important "
         "tokens "

@@ -133,7 +133,8 @@ def main() -> None:
         + f" `python -m bench.probe_checks --threads {args.threads} --seed {args.seed}"
         + (" --no-amnesic`" if args.no_amnesic else "`")
     )
-    name = "probe_checks" if args.seed == 0 else f"probe_checks_seed{args.seed}"
+    name = "probe_checks" + ("_no_amnesic" if args.no_amnesic else "")
+    name += "" if args.seed == 0 else f"_seed{args.seed}"
     print(write_report(name, setup, tables, notes))
 
 
