@@ -32,6 +32,14 @@ class InputTooLong(BertscopeError):
     status = 413
 
 
+class OverBudget(BertscopeError):
+    """A request whose estimated cost is over the per-request budget; the message names both and what to
+    do instead."""
+
+    code = "over_budget"
+    status = 422
+
+
 class UnknownMethod(BertscopeError):
     """No method with that name is registered."""
 

@@ -20,6 +20,7 @@ from app import __version__
 from app.api import analyses, datasets, jobs, model, neurons, pages, probes
 from app.api.admin import admin_mode
 from app.api.assets import asset_dir
+from app.api.fair_share import ClientConcurrencyLimit
 from app.api.limits import BodySizeLimit
 from app.api.origin import CrossSiteRefusal
 from app.api.responses import NumpyJSONResponse, error_response
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         max_bytes=settings.max_request_bytes,
         streamed={"/api/datasets": (upload_limit, "BERTSCOPE_MAX_UPLOAD_BYTES")},
     )
+    app.add_middleware(ClientConcurrencyLimit, limit=settings.max_requests_per_client)
     app.add_middleware(CrossSiteRefusal, trusted_origins=settings.cors_origins)
     if settings.cors_origins:  # closed by default: no cross-origin browser access at all
         app.add_middleware(

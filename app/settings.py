@@ -43,6 +43,18 @@ class Settings(BaseSettings):
         ge=2,
         description="Longest input (in tokens, specials included) accepted; capped by the model's positions.",
     )
+    max_request_cost: int = Field(
+        1_000_000,
+        ge=1,
+        description="Largest estimated cost of one analysis request, in forward passes x tokens (LIME with "
+        "1000 samples on 512 tokens: 512,512); costlier requests get a 422 naming the estimate.",
+    )
+    max_requests_per_client: int = Field(
+        4,
+        ge=1,
+        description="Analysis requests one client address may have running at once; more get a 429 with "
+        "Retry-After.",
+    )
     max_request_bytes: int = Field(65_536, ge=1024, description="Largest HTTP request body accepted.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text field accepted before tokenising.")
     max_upload_bytes: int = Field(

@@ -43,7 +43,9 @@ def get_method_info(name: str) -> dict[str, Any]:
     return method_json(METHODS[name])
 
 
-@router.post("/analyses", status_code=201, responses={201: {"model": AnalysisOut}, **ERRORS})
+@router.post(
+    "/analyses", status_code=201, responses={201: {"model": AnalysisOut}, **ERRORS, 429: ERRORS[422]}
+)
 def create_analysis(
     body: AnalysisRequest,
     services: Services = Depends(use_services),

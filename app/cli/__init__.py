@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,8 @@ def analyze(
     from app.store.db import make_engine
 
     settings = cli_settings(model=model, device=device, database_url=database_url)
+    # the per-request budget shares a server between users; this process is the caller's own
+    settings = settings.model_copy(update={"max_request_cost": sys.maxsize})
     try:
         get_method(method)
         request = AnalysisRequest(

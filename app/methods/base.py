@@ -14,6 +14,10 @@ declares, as class attributes read directly (never with ``getattr``):
 - ``batchable``: True when ``from_pass`` needs only the clean forward pass and the weights, so the server
   may batch the pass with other requests and run the rest outside the model lock.
 
+``passes(params, tokens, layers)`` estimates the cost of one run as a number of full forward passes over the
+input (a backward pass counts as two); the server multiplies it by the padded length and refuses requests over
+its per-request budget before they hold the model.
+
 ``run(loaded, encoded, params, given)`` computes the result; ``given`` is what ``requires`` names (a bound
 target, a probe context, or None). ``bind_params(params, given)`` returns the params with every default
 that depends on ``given`` resolved, so the cache key and the permalink name exactly what was computed.
@@ -75,6 +79,8 @@ class Method(Protocol):
 
     def bind_params(self, params: BaseModel, given: Any) -> BaseModel: ...
 
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float: ...
+
 
 class AnalysisMethod:
     """Defaults: needs nothing but the input, not batchable, params independent of ``given``."""
@@ -88,6 +94,10 @@ class AnalysisMethod:
 
     def bind_params(self, params: BaseModel, given: Any) -> BaseModel:
         return params
+
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """Estimated cost in forward passes over the input: one, unless a method says otherwise."""
+        return 1.0
 
 
 def as_numpy(array: Any) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.errors import InvalidInput, format_validation_error
+from app.errors import InvalidInput, OverBudget, format_validation_error
 from app.jobs.data_files import local_path
 from app.methods import get_method
 from app.methods.attribution.sanity import randomisation_test
@@ -107,12 +107,27 @@ class Analyses:
         cached = self.stores.analyses.find(key)
         if cached is not None:
             return cached, True
+        self._check_budget(method, params, request)
         with self._single_flight(key) as leader:
             if not leader:  # an identical request just finished: its stored result is ours
                 cached = self.stores.analyses.find(key)
                 if cached is not None:
                     return cached, True
             return self._compute(method, request, params, probes, key), False
+
+    def _check_budget(self, method: Method, params: BaseModel, request: AnalysisRequest) -> None:
+        """Refuse, before it holds the model, a request estimated to cost more than the per-request budget."""
+        tokens = self.runner.encode(request.text, request.text_pair).length
+        passes = method.passes(params, tokens, self.runner.num_layers)
+        cost = passes * tokens
+        budget = self.runner.settings.max_request_cost
+        if cost > budget:
+            raise OverBudget(
+                f"{method.name} on this input would cost about {cost:,.0f} (forward passes x tokens: "
+                f"{passes:,.0f} x {tokens}), over the per-request budget of {budget:,} set by "
+                "BERTSCOPE_MAX_REQUEST_COST. Use fewer samples or steps or a shorter text, or run it with "
+                "`bertscope analyze` on your own machine (no budget there)."
+            )
 
     def randomisation(self, analysis: StoredAnalysis) -> dict:
         """Adebayo et al.'s cascading model-parameter randomisation test of a stored attribution."""

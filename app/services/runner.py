@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from app.methods.callbacks import batches_may_yield
 from app.modeling.encoding import Encoded, encode_for
 from app.modeling.forward import CleanPass, clean_pass
 from app.modeling.loading import LoadedModel
 from app.services.batcher import MicroBatcher, guard_memory
+from app.services.fair_lock import FairLock
 from app.services.readers_writer import ReadersWriter
 from app.settings import Settings
 
@@ -26,7 +28,7 @@ class Runner:
     def __init__(self, loaded: LoadedModel, settings: Settings) -> None:
         self._loaded = loaded
         self.settings = settings
-        self._lock = threading.Lock()  # held only while the model computes, never to store or render
+        self._lock = FairLock()  # held only while the model computes, never to store or render
         self._model_users = ReadersWriter()
         self._tokenizer_lock = threading.Lock()  # fast tokenizers refuse concurrent calls
         self.batcher = (
@@ -49,8 +51,10 @@ class Runner:
 
     @contextmanager
     def exclusive(self) -> Iterator[LoadedModel]:
-        """The model for the caller alone (hooks and patches are safe); out-of-memory becomes a 503."""
-        with self._lock, guard_memory(self._loaded):
+        """The model for the caller alone (hooks and patches are safe); out-of-memory becomes a 503.
+        Waiters are served in arrival order; a method may let them go first between two of its batches
+        (``app.methods.callbacks.between_batches``)."""
+        with self._lock, batches_may_yield(self._lock.step_aside), guard_memory(self._loaded):
             yield self._loaded
 
     def swap_model(self, loaded: LoadedModel) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.errors import TargetNotAvailable
 from app.methods.base import AnalysisMethod, Kind, Requirement, Result, as_numpy
+from app.methods.callbacks import between_batches
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import BoundTarget
@@ -117,7 +118,22 @@ def ids_forward(encoded: Encoded, target: BoundTarget) -> ScoreFunction:
         inputs = {**_expand(context, input_ids.shape[0]), "input_ids": input_ids}
         return target.scores(**inputs)[:, target.index]
 
-    return forward
+    return yielding(forward)
+
+
+def yielding(forward: ScoreFunction) -> ScoreFunction:
+    """``forward`` that lets waiting requests use the model between two of its calls (never before the
+    first): for methods whose batches leave no hook on the shared model (``callbacks.between_batches``)."""
+    calls = 0
+
+    def between_calls(*args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        nonlocal calls
+        if calls:
+            between_batches()
+        calls += 1
+        return forward(*args, **kwargs)
+
+    return between_calls
 
 
 def word_embeddings(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:

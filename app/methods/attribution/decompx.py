@@ -86,6 +86,11 @@ class DecompX(AttributionMethod):
     )
     Params: ClassVar[type[BaseModel]] = DecompxParams
 
+    def passes(self, params: DecompxParams, tokens: int, layers: int) -> float:
+        """The state is N x (N + 1) x d per layer: about 1.4 N forward passes (measured 158 at N = 128
+        and 698 at N = 512 on the embedded model)."""
+        return 1.0 + 1.4 * tokens
+
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: DecompxParams, target: BoundTarget
     ) -> tuple[torch.Tensor, dict]:

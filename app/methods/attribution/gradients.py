@@ -25,6 +25,7 @@ from app.methods.attribution.common import (
     baseline_ids,
     embedding_forward,
     word_embeddings,
+    yielding,
 )
 from app.modeling.encoding import Encoded
 from app.modeling.loading import LoadedModel
@@ -50,13 +51,17 @@ class IntegratedGradientsMethod(AttributionMethod):
     )
     Params: ClassVar[type[BaseModel]] = IntegratedGradientsParams
 
+    def passes(self, params: IntegratedGradientsParams, tokens: int, layers: int) -> float:
+        """A forward and a backward pass (about two) per path point."""
+        return 2.0 * params.steps + 1.0
+
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: IntegratedGradientsParams, target: BoundTarget
     ) -> tuple[torch.Tensor, dict]:
         inputs = word_embeddings(loaded, encoded.input_ids).detach()
         baseline = word_embeddings(loaded, baseline_ids(loaded, encoded, params.baseline)).detach()
         with torch.enable_grad():
-            attributions, delta = IntegratedGradients(embedding_forward(encoded, target)).attribute(
+            attributions, delta = IntegratedGradients(yielding(embedding_forward(encoded, target))).attribute(
                 inputs,
                 baselines=baseline,
                 n_steps=params.steps,
@@ -77,6 +82,10 @@ class GradientXInput(AttributionMethod):
         "embedding."
     )
 
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """One forward and one backward pass."""
+        return 3.0
+
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: BaseModel, target: BoundTarget
     ) -> tuple[torch.Tensor, dict]:
@@ -96,6 +105,10 @@ class SaliencyMethod(AttributionMethod):
         "How sensitive the prediction is to each token: the size of the gradient on its embedding."
     )
     signed: ClassVar[bool] = False
+
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """One forward and one backward pass."""
+        return 3.0
 
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: BaseModel, target: BoundTarget

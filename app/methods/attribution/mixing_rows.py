@@ -38,6 +38,10 @@ class MixingRowAttribution(AttributionMethod):
     Params: ClassVar[type[BaseModel]] = RowParams
     signed: ClassVar[bool] = False
 
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """The mixing method's cost, and the pass that binds the target."""
+        return self.mixing().passes(NoParams(), tokens, layers) + 1.0
+
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: RowParams, target: BoundTarget
     ) -> tuple[torch.Tensor, dict]:

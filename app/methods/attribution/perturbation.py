@@ -58,6 +58,10 @@ class LimeMethod(AttributionMethod):
     )
     Params: ClassVar[type[BaseModel]] = LimeParams
 
+    def passes(self, params: LimeParams, tokens: int, layers: int) -> float:
+        """One pass per perturbed input, and the unperturbed one."""
+        return params.samples + 1.0
+
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: LimeParams, target: BoundTarget
     ) -> tuple[torch.Tensor, dict]:
@@ -110,6 +114,10 @@ class OcclusionMethod(AttributionMethod):
         "How much the prediction changes when each token, one at a time, is replaced by a blank."
     )
     Params: ClassVar[type[BaseModel]] = OcclusionParams
+
+    def passes(self, params: OcclusionParams, tokens: int, layers: int) -> float:
+        """One pass per occluded token, and the unperturbed one."""
+        return tokens + 1.0
 
     def attribute(
         self, loaded: LoadedModel, encoded: Encoded, params: OcclusionParams, target: BoundTarget

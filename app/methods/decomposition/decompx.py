@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from app.methods.callbacks import between_batches
 from app.methods.decomposition.layer import (
     BlockDecomposition,
     LayerCheck,
@@ -101,6 +102,8 @@ def decompose(
     state = identity_state(trace.start, decomposition_dtype(loaded))
     result = Decomposition(state=state, trace=trace, checks=[])
     for layer in range(loaded.num_layers):
+        if layer:
+            between_batches()  # only weights are read from here on: waiting requests may use the model
         check = run_block(loaded, trace, layer, state, mode)
         check.sum_error, check.scale = sum_check(state, trace.layers[layer].output)
         result.checks.append(check)
@@ -125,6 +128,7 @@ def sum_check(state: torch.Tensor, real: torch.Tensor) -> tuple[float, float]:
 @torch.no_grad()
 def single_block(loaded: LoadedModel, trace: Trace, layer: int, mode: BiasMode) -> torch.Tensor:
     """Vector norms [target, source + 1] of block ``layer`` alone, started from its real input as identity."""
+    between_batches()  # after the traced pass only weights are read: waiting requests may use the model
     start = trace.start if layer == 0 else trace.layers[layer - 1].output
     state = identity_state(start, decomposition_dtype(loaded))
     run_block(loaded, trace, layer, state, mode)

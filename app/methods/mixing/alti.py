@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from pydantic import BaseModel
 
 from app.methods.mixing.common import (
     CleanPass,
@@ -40,6 +41,10 @@ class Alti(LayerwiseMixing):
         "Each token's share in every other token's representation through the whole attention block, "
         "rolled out over the layers."
     )
+
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """A token-by-token decomposition of each attention block: grows with N (49 passes at N = 128)."""
+        return 1.0 + 0.4 * tokens
 
     def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         model, adapter = loaded.model, loaded.adapter

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from pydantic import BaseModel
 from torch import nn
 
 from app.methods.mixing.common import (
@@ -47,6 +48,10 @@ class ValueZeroing(LayerwiseMixing):
     )
     # Each layer re-runs the block's tail modules, which other methods may be hooking: keep the model lock.
     batchable: ClassVar[bool] = False
+
+    def passes(self, params: BaseModel, tokens: int, layers: int) -> float:
+        """Each block's tail re-run once per zeroed token: about one pass per token."""
+        return 1.0 + tokens
 
     def layer_scores(self, loaded: LoadedModel, clean: CleanPass, layer: int) -> torch.Tensor:
         tail = layer_tail(loaded, layer)
