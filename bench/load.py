@@ -86,13 +86,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(directory: Path, batching: bool, device: str, model: str) -> tuple[subprocess.Popen, str]:
+def start_server(
+    directory: Path, batching: bool, device: str, model: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "BERTSCOPE_INDEX_SAMPLE_ON_START": "false",
         "BERTSCOPE_BATCHING": str(batching).lower(),
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--model", model, "--device", device]
     command += ["--port", str(port), "--database-url", f"sqlite:///{directory / 'store.db'}"]

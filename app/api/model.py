@@ -42,6 +42,7 @@ def model_info(services: Services = Depends(use_services)) -> dict[str, Any]:
         "max_tokens": runner.max_tokens,
         "targets": services.analyses.targets(),
         "batching": runner.batching(),
+        "fair_share": runner.fair_share(),
     }
 
 

@@ -102,6 +102,15 @@ class Runner:
             **self.batcher.stats.to_json(),
         }
 
+    def fair_share(self) -> dict[str, Any]:
+        """The per-request budget and per-client limit, and how the model lock is shared right now."""
+        return {
+            "max_request_cost": self.settings.max_request_cost,
+            "max_requests_per_client": self.settings.max_requests_per_client,
+            "waiting": self._lock.waiting,
+            "handovers": self._lock.handovers,
+        }
+
     def encode(self, text: str, text_pair: str | None = None) -> Encoded:
         """Encode an input for the loaded model within the configured limits."""
         with self._tokenizer_lock:
