@@ -15,7 +15,10 @@ released code's per-sentence one). Then mixing faithfulness (Spearman with blank
 Every (dataset, setting, mode, method) cell is cached as JSON under ``bench/.cache/league/`` keyed by the
 model revision and the options, so an interrupted run resumes and a new method costs only its own cells.
 
-    python -m bench.league_table --finetuned-sst2 DIR --finetuned-agnews DIR --threads 2 [--limit 100]
+    python -m bench.league_table --threads 2 [--limit 100] [--finetuned-sst2 DIR --finetuned-agnews DIR]
+
+Without ``--finetuned-*`` the classifiers are fine-tuned here first (default recipe, about a minute each on
+2 cores) and kept under the cache, so the whole table is one command.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from app.methods.evaluation.degradation import RANDOM, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import evaluate_mixing
 from app.methods.evaluation.texts import read_labelled
 from app.modeling.encoding import Encoded, encode_for
+from app.modeling.finetune import FACTS_FILE, copy_classifier, finetune, save_finetuned
 from app.modeling.heads import FittedHead, fit_head
 from app.modeling.loading import EMBEDDED, LoadedModel, load_model
 from app.modeling.targets import AnyTarget, HeadTarget, bind_target, default_target
@@ -196,10 +200,21 @@ def frozen_setting(embedded: LoadedModel, dataset: Dataset, head_rows: int) -> S
     return Setting("frozen", embedded, HeadTarget(head=dataset.name), head)
 
 
-def finetuned_setting(path: str | None, dataset: Dataset) -> Setting | None:
-    if not path:
-        print(f"{dataset.name}: no fine-tuned classifier given; its column is skipped", flush=True)
-        return None
+def finetuned_checkpoint(embedded: LoadedModel, dataset: Dataset) -> str:
+    """The embedded model fine-tuned on the dataset's train split with the default recipe (as
+    ``bertscope heads finetune`` does), trained once and kept under the cache."""
+    directory = CACHE / "models" / f"{dataset.name.split()[0].lower()}-{embedded.revision}"
+    if not (directory / FACTS_FILE).is_file():
+        texts, labels = read_labelled(dataset.train, dataset.text_col, dataset.label_col)
+        dev = read_labelled(dataset.test, dataset.text_col, dataset.label_col)
+        result = finetune(copy_classifier(embedded, labels), texts, labels, dev=dev)
+        save_finetuned(result, directory, {"name": directory.name, "data": str(dataset.train)})
+        print(f"{dataset.name}: fine-tuned in {result.seconds:.0f} s, accuracy {result.dev_accuracy:.4f}")
+    return str(directory)
+
+
+def finetuned_setting(path: str | None, dataset: Dataset, embedded: LoadedModel) -> Setting:
+    path = path or finetuned_checkpoint(embedded, dataset)
     loaded = load_model(path, device="cpu")
     if loaded.head != "classification":
         raise SystemExit(f"{path} is not a sequence-classification checkpoint")
@@ -288,8 +303,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--finetuned-sst2", help="checkpoint fine-tuned on SST-2 train")
-    parser.add_argument("--finetuned-agnews", help="checkpoint fine-tuned on AG News train")
+    parser.add_argument(
+        "--finetuned-sst2", help="checkpoint fine-tuned on SST-2 train (default: fine-tune one, cached)"
+    )
+    parser.add_argument(
+        "--finetuned-agnews", help="checkpoint fine-tuned on AG News train (default: fine-tune one, cached)"
+    )
     parser.add_argument("--limit", type=int, default=100, help="test rows per dataset")
     parser.add_argument("--mixing-limit", type=int, default=100, help="rows for mixing faithfulness")
     parser.add_argument("--head-rows", type=int, default=None, help="train rows for the frozen heads")
@@ -320,7 +339,7 @@ def main() -> None:
             zip(*read_labelled(dataset.test, dataset.text_col, dataset.label_col, args.limit), strict=True)
         )
         settings = [
-            finetuned_setting(finetuned[dataset.name], dataset),
+            finetuned_setting(finetuned[dataset.name], dataset, embedded),
             frozen_setting(embedded, dataset, args.head_rows),
         ]
         for setting in [s for s in settings if s is not None]:

@@ -193,3 +193,19 @@ def test_a_client_over_its_concurrency_limit_gets_429(tmp_path, tiny_bert):
             client.post("/api/analyses", json={"method": "value_zeroing", "text": "two"}).status_code == 201
         )
         assert client.get("/api/methods").status_code == 200  # only analysis requests are counted
+
+
+def test_acquire_with_a_timeout_gives_up_and_leaves_the_queue():
+    lock = FairLock()
+    lock.acquire()
+    assert lock.locked()
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=0.05)))
+    thread.start()
+    thread.join(5)
+    assert got == [False] and lock.waiting == 0
+    assert lock.acquire(blocking=False) is False
+    lock.release()
+    assert lock.acquire(blocking=False) is True and lock.locked()
+    lock.release()
+    assert not lock.locked()

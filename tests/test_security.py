@@ -197,7 +197,7 @@ def test_unpaired_surrogates_are_a_clear_422(client):
     assert client.get("/api/health").status_code == 200
 
 
-def test_identical_concurrent_requests_compute_once(client, monkeypatch):
+def test_identical_concurrent_requests_compute_once(tmp_path, tiny_bert, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from app.methods.mixing.value_zeroing import ValueZeroing
@@ -212,7 +212,9 @@ def test_identical_concurrent_requests_compute_once(client, monkeypatch):
 
     monkeypatch.setattr(ValueZeroing, "run", counted)
     body = {"method": "value_zeroing", "text": "the cat sat on the mat"}
-    with ThreadPoolExecutor(8) as pool:
+    # eight requests at once from one client: let all in (the per-client limit is tested in test_fair_share)
+    app = create_app(make_settings(tmp_path, max_requests_per_client=8), tiny_bert)
+    with TestClient(app, base_url="http://127.0.0.1") as client, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: client.post("/api/analyses", json=body).json(), range(8)))
     assert len(calls) == 1
     assert len({answer["id"] for answer in answers}) == 1

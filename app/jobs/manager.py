@@ -61,6 +61,9 @@ def execute(context: JobContext, kind: str, params: BaseModel, job_id: str | Non
     return outcome
 
 
+STOP_WAIT_SECONDS = 10.0  # how long a shutdown waits for the running job before leaving it interrupted
+
+
 class JobManager:
     """Queue of jobs run one at a time by a daemon thread; progress is written at most every half second."""
 
@@ -82,10 +85,15 @@ class JobManager:
         self._thread = threading.Thread(target=self._work, name="bertscope-jobs", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Let the worker end once the job it runs (if any) is over."""
+    def stop(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+        """Let the worker end once the job it runs (if any) is over, waiting for that up to ``wait_seconds``:
+        a process that exits while the worker is inside the model's native code aborts. A job still running
+        after that is marked failed (interrupted) at the next start, as after a crash."""
         self._stopped.set()
         self._queue.put("")
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(wait_seconds)
 
     def _fail_interrupted(self) -> None:
         interrupted = self.records.fail_interrupted_jobs(self.owner)

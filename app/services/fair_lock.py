@@ -29,8 +29,16 @@ class FairLock:
         self._tickets = itertools.count()
         self.handovers = 0  # how many times a holder stepped aside for a waiter (for the stats)
 
-    def acquire(self) -> None:
-        self._wait_in(self._fresh)
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Like ``threading.Lock.acquire``: wait in arrival order (at most ``timeout`` seconds when it is
+        not negative; not at all when ``blocking`` is false); True once held."""
+        if not blocking:
+            timeout = 0
+        return self._wait_in(self._fresh, None if timeout < 0 else timeout)
+
+    def locked(self) -> bool:
+        """Whether someone holds the lock now (as ``threading.Lock.locked``)."""
+        return self.held
 
     def release(self) -> None:
         with self._condition:
@@ -72,18 +80,25 @@ class FairLock:
         self._wait_in(self._resuming)
         return True
 
-    def _wait_in(self, queue: deque[int]) -> None:
+    def _wait_in(self, queue: deque[int], timeout: float | None = None) -> bool:
         with self._condition:
             ticket = next(self._tickets)
             queue.append(ticket)
             try:
-                self._condition.wait_for(lambda: not self._held and self._next() == ticket)
+                served = self._condition.wait_for(
+                    lambda: not self._held and self._next() == ticket, timeout=timeout
+                )
             except BaseException:
                 queue.remove(ticket)
                 self._condition.notify_all()
                 raise
+            if not served:  # timed out: leave the queue to whoever is behind
+                queue.remove(ticket)
+                self._condition.notify_all()
+                return False
             queue.popleft()
             self._held = True
+            return True
 
     def _next(self) -> int | None:
         """The ticket served next: the oldest fresh waiter, else the oldest holder that stepped aside."""
