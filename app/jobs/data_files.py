@@ -40,6 +40,18 @@ def data_field(kind: DataKind, default: Any = ..., **options: Any) -> Any:
     return Field(default, json_schema_extra=extra, **options)
 
 
+def text_column_field() -> Any:
+    """The params field naming the text column of a data file."""
+    return Field(
+        None, title="Text column", description="Text column (default: sentence, text, or the first)."
+    )
+
+
+def label_column_field() -> Any:
+    """The params field naming the label column of a labelled data file."""
+    return Field("label", title="Label column", description="Label column.")
+
+
 def is_dataset(value: str) -> bool:
     return value.startswith(DATASET_PREFIX)
 

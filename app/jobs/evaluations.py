@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.jobs.contract import JobContext, JobOutcome
-from app.jobs.data_files import data_field
+from app.jobs.data_files import data_field, text_column_field
 from app.jobs.neurons import MAX_CORPORA
 from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
@@ -42,9 +42,7 @@ class EvalMixingParams(BaseModel):
         title="Data file",
         description="Texts: an uploaded dataset, or a TSV/CSV/JSONL/text file on the server.",
     )
-    column: str | None = Field(
-        None, title="Text column", description="Text column (default: sentence, text, or the first)."
-    )
+    column: str | None = text_column_field()
     limit: int | None = Field(
         None, ge=1, le=100_000, title="Sentences", description="Use only the first N texts."
     )
@@ -102,9 +100,7 @@ class EvalDegradationParams(BaseModel):
         description="Texts (a label column for gold labels): an uploaded dataset, or a TSV/CSV (header) "
         "or JSONL file on the server.",
     )
-    text_col: str | None = Field(
-        None, title="Text column", description="Text column (default: sentence, text, or the first)."
-    )
+    text_col: str | None = text_column_field()
     label_col: str | None = Field(
         "label", title="Label column", description="Gold label column; null = explain the prediction."
     )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
-from app.jobs.data_files import data_field
+from app.jobs.data_files import data_field, label_column_field, text_column_field
 from app.methods.evaluation.texts import read_labelled
 from app.modeling.finetune import (
     FinetuneOptions,
@@ -40,10 +40,8 @@ class FinetuneParams(BaseModel):
         description="Labelled texts to train on: an uploaded dataset, or a TSV/CSV (header) or JSONL file on "
         "the server.",
     )
-    text_col: str | None = Field(
-        None, title="Text column", description="Text column (default: sentence, text, or the first)."
-    )
-    label_col: str = Field("label", title="Label column", description="Label column.")
+    text_col: str | None = text_column_field()
+    label_col: str = label_column_field()
     dev: str | None = data_field(
         "labelled",
         None,

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs.contract import JobContext, JobOutcome
-from app.jobs.data_files import data_field
+from app.jobs.data_files import data_field, label_column_field, text_column_field
 from app.methods.evaluation.texts import read_labelled
 from app.modeling.heads import fit_head
 
@@ -21,10 +21,8 @@ class FitHeadParams(BaseModel):
         title="Data file",
         description="Labelled texts: an uploaded dataset, or a TSV/CSV (header) or JSONL file on the server.",
     )
-    text_col: str | None = Field(
-        None, title="Text column", description="Text column (default: sentence, text, or the first)."
-    )
-    label_col: str = Field("label", title="Label column", description="Label column.")
+    text_col: str | None = text_column_field()
+    label_col: str = label_column_field()
     dev: str | None = data_field(
         "labelled",
         None,
