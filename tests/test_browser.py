@@ -12,6 +12,7 @@ from tests.browser_forms import server_file, upload_file
 from tests.conftest import sqlite_url
 from tests.screens import SCREENS, screenshot
 from tests.server import running_server
+from tests.test_job_forms import PAGES as JOB_FORMS
 from tests.treebanks import write_treebank
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -198,20 +199,6 @@ def test_evaluation_job_from_the_page(server, page, tmp_path):
     assert "missing.tsv" in page.inner_text("#eval-error")
     assert page.locator("#jobs-table tbody tr").count() == 1
     assert [error for error in page.errors if "status of 422" not in error] == []
-
-
-JOB_FORMS = {
-    "/evaluations": [
-        "eval_degradation",
-        "eval_mixing",
-        "eval_neurons",
-        "fit_head",
-        "finetune_classifier",
-        "load_model",
-    ],
-    "/probes": ["train_probes"],
-    "/neurons": ["index_neurons"],
-}
 
 
 @pytest.mark.parametrize("path", list(JOB_FORMS))

@@ -9,7 +9,6 @@ server with forwarded headers trusted so that this is the user's address).
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -34,28 +33,24 @@ class ClientConcurrencyLimit:
         self.app = app
         self.limit = limit
         self.limited = limited
+        # touched only on the event loop's thread, with no await between check and count: no lock needed
         self._running: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in self.limited:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        with self._lock:
-            admitted = self._running[client] < self.limit
-            if admitted:
-                self._running[client] += 1
-        if not admitted:
+        if self._running[client] >= self.limit:
             await self._refuse(scope, receive, send)
             return
+        self._running[client] += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            with self._lock:
-                self._running[client] -= 1
-                if not self._running[client]:
-                    del self._running[client]
+            self._running[client] -= 1
+            if not self._running[client]:
+                del self._running[client]
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
