@@ -117,10 +117,16 @@ class Analyses:
 
     def _check_budget(self, method: Method, params: BaseModel, request: AnalysisRequest) -> None:
         """Refuse, before it holds the model, a request estimated to cost more than the per-request budget."""
+        budget, longest, layers = (
+            self.runner.settings.max_request_cost,
+            self.runner.max_tokens,
+            self.runner.num_layers,
+        )
+        if method.passes(params, longest, layers) * longest <= budget:
+            return  # within budget at any length: no need to encode the text here (the cheap, common case)
         tokens = self.runner.encode(request.text, request.text_pair).length
-        passes = method.passes(params, tokens, self.runner.num_layers)
+        passes = method.passes(params, tokens, layers)
         cost = passes * tokens
-        budget = self.runner.settings.max_request_cost
         if cost > budget:
             raise OverBudget(
                 f"{method.name} on this input would cost about {cost:,.0f} (forward passes x tokens: "
