@@ -7,6 +7,8 @@ both fold paths: the compiled CPU kernel and the torch path that GPUs take.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -15,13 +17,22 @@ from app.data import SAMPLE_CORPUS
 from app.errors import InvalidInput
 from app.methods.neurons.corpora import plan_batches, read_corpus
 from app.methods.neurons.index import (
+    build_shard,
     build_state,
     ffn_modules,
     run_encoder,
     sentence_activations,
     token_activations,
 )
-from app.methods.neurons.stats import HISTOGRAM_SLOTS, IndexState, histogram_edges, merge
+from app.methods.neurons.stats import (
+    HISTOGRAM_SLOTS,
+    SUM_QUANTUM,
+    IndexState,
+    combine,
+    histogram_edges,
+    merge,
+    quantise,
+)
 from app.methods.neurons.topk import (
     EMPTY_KEY,
     decode_keys,
@@ -106,8 +117,8 @@ def _assert_matches_reference(state: IndexState, values, sentence_ids, positions
 
 
 def _assert_same_state(a: IndexState, b: IndexState) -> None:
-    """Equal exemplars, counts and histograms; sums equal up to the order of float additions."""
-    for name in ("top_values", "top_sentences", "top_positions", "minimum", "maximum", "histogram"):
+    """Equal byte for byte: exemplars, counts, histograms and the (quantised, so order-free) sums."""
+    for name in _PER_NEURON:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert (a.tokens, a.num_sentences, a.sentences_done, a.k) == (
         b.tokens,
@@ -115,8 +126,6 @@ def _assert_same_state(a: IndexState, b: IndexState) -> None:
         b.sentences_done,
         b.k,
     )
-    np.testing.assert_allclose(a.total, b.total, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(a.total_squares, b.total_squares, rtol=1e-9, atol=1e-9)
 
 
 # --- keys and the streaming top-k on hand-made tensors -----------------------------------------------
@@ -269,6 +278,39 @@ def test_merged_shards_equal_one_build(tiny_bert, one_by_one, cuts):
         _assert_same_state(
             merge(merge(states[0], states[1]), states[2]), merge(states[0], merge(states[1], states[2]))
         )
+
+
+@pytest.mark.parametrize("cuts", [(4,), (2, 6, 8)])
+def test_shards_of_one_plan_combine_into_the_whole_build(tiny_bert, cuts):
+    """Shards of the batch plan built apart (as Ray workers do) and combined in any order equal one pass."""
+    plan = plan_batches(tiny_bert, CORPUS, 2)
+    ranges = list(pairwise([0, *cuts, len(CORPUS)]))
+    shards = [build_shard(tiny_bert, plan.shard(a, b), K, len(CORPUS)) for a, b in ranges]
+    assert [s.sentences_done for s in shards] == [b - a for a, b in ranges]
+    whole = build_state(tiny_bert, CORPUS, k=K, batch_size=2)
+    in_order = shards[0]
+    for shard in shards[1:]:
+        in_order = combine(in_order, shard)
+    _assert_same_state(in_order, whole)
+    backwards = shards[-1]
+    for shard in reversed(shards[:-1]):
+        backwards = combine(shard, backwards)
+    _assert_same_state(backwards, whole)
+    with pytest.raises(InvalidInput, match="overlap"):
+        combine(in_order, shards[0])
+    with pytest.raises(InvalidInput, match="batch boundary"):
+        plan.shard(1, 4)
+
+
+def test_quantised_sums_make_batch_order_irrelevant():
+    sums = torch.tensor([0.1, 1 / 3, -2.5e-9, 12345.678], dtype=torch.float64)
+    q = quantise(sums, SUM_QUANTUM)
+    assert torch.all((q / SUM_QUANTUM) == torch.round(q / SUM_QUANTUM))  # whole multiples
+    assert torch.all((q - sums).abs() <= SUM_QUANTUM / 2)
+    parts = [
+        quantise(torch.tensor([value], dtype=torch.float64), SUM_QUANTUM) for value in (0.1, 1 / 3, 7.77)
+    ]
+    assert (parts[0] + parts[1]) + parts[2] == parts[0] + (parts[1] + parts[2])
 
 
 def test_merge_refuses_unfinished_or_mismatched_states(tiny_bert):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +158,30 @@ class BatchPlan:
     batch_size: int
     pad_id: int
     special_ids: torch.Tensor  # [n] int64 ids never counted ([UNK] excepted: it stands for a word)
+    corpus_ids: np.ndarray | None = None  # [row] corpus index of each token_ids row (None: the row itself)
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         """Batches over ``order[start:]`` (``start`` = sentences already done, for a resumed build)."""
         for offset in range(start, len(self.order), self.batch_size):
             yield self.batch(self.order[offset : offset + self.batch_size])
 
+    def shard(self, start: int, stop: int) -> BatchPlan:
+        """Sentences ``start:stop`` of the batch order as a plan of their own: the same batches (``start`` a
+        multiple of the batch size), the same corpus ids, only these sentences' tokens (to send a worker)."""
+        if start % self.batch_size:
+            raise InvalidInput(
+                f"A shard starts on a batch boundary (multiple of {self.batch_size}; got {start})."
+            )
+        rows = self.order[start:stop]
+        return replace(
+            self,
+            token_ids=[self.token_ids[row] for row in rows],
+            order=np.arange(len(rows)),
+            corpus_ids=rows if self.corpus_ids is None else self.corpus_ids[rows],
+        )
+
     def batch(self, sentence_ids: np.ndarray) -> Batch:
+        """The padded batch of these rows of ``token_ids`` (rows are corpus ids in a whole-corpus plan)."""
         rows = [self.token_ids[i] for i in sentence_ids]
         ids = np.full((len(rows), max(len(row) for row in rows)), self.pad_id, dtype=np.int64)
         mask = np.zeros(ids.shape, dtype=np.int64)
@@ -173,7 +190,8 @@ class BatchPlan:
             mask[index, : len(row)] = 1
         input_ids, attention_mask = torch.from_numpy(ids), torch.from_numpy(mask)
         valid = attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
-        return Batch(torch.as_tensor(sentence_ids, dtype=torch.int64), input_ids, attention_mask, valid)
+        ids = sentence_ids if self.corpus_ids is None else self.corpus_ids[np.asarray(sentence_ids)]
+        return Batch(torch.as_tensor(ids, dtype=torch.int64), input_ids, attention_mask, valid)
 
 
 def resolve_max_tokens(loaded: LoadedModel, max_tokens: int | None) -> int:

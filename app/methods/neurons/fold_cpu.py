@@ -8,8 +8,8 @@ tokens in chunks that stay in its L2 cache, with three short loops per chunk tha
 (the statistics vectorise; the histogram and the top-k test are a few instructions per activation). It
 updates in place:
 
-- the sums (float64, per token: no float32 partial sums), minimum, maximum and the fixed-edge histogram of
-  :mod:`app.methods.neurons.stats` (slot-major [slot, unit]);
+- the sums (float64, per token: no float32 partial sums; each batch's quantised as on the torch path),
+  minimum, maximum and the fixed-edge histogram of :mod:`app.methods.neurons.stats` (slot-major);
 - the top-k of :mod:`app.methods.neurons.topk` as one binary min-heap of int64 keys per unit, whose root
   is the admission bound: an activation below the root's value cannot enter, so almost every token costs
   one comparison. Keys are the same (activation, then sentence, then position), so the result is exactly
@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import torch
 
-from app.methods.neurons.stats import HISTOGRAM_LOW, HISTOGRAM_WIDTH
+from app.methods.neurons.stats import HISTOGRAM_LOW, HISTOGRAM_WIDTH, SQUARES_QUANTUM, SUM_QUANTUM
 
 _INVERSE_WIDTH = 1.0 / HISTOGRAM_WIDTH
 _ONE_AT_A_TIME = threading.Lock()  # numba's thread pool serves one parallel region at a time
@@ -80,9 +80,10 @@ def _fold_units(
     """:func:`_fold` for the units ``first:end``: three loops over the tokens, each one simple enough for the
     compiler (the statistics vectorise; the histogram and the top-k test are a load and a compare)."""
     tokens = rows.shape[0]
-    sums, squares = total[first:end], total_squares[first:end]
     lows, highs, bounds = minimum[first:end], maximum[first:end], bound[first:end]
     slots, width = histogram.shape[0], end - first
+    sums = np.zeros(width, dtype=np.float64)  # this batch's sums, quantised into the running ones below
+    squares = np.zeros(width, dtype=np.float64)
     counts = np.zeros(slots * width, dtype=np.int32)  # this call's [slot, unit] counts, flat
     cells = np.empty(width, dtype=np.int32)
     for start in range(0, tokens, _TOKEN_CHUNK):
@@ -104,6 +105,9 @@ def _fold_units(
             first,
             end,
         )
+    for unit in range(width):  # as stats.quantise: exact steps, so running sums do not depend on order
+        total[first + unit] += np.floor(sums[unit] / SUM_QUANTUM + 0.5) * SUM_QUANTUM
+        total_squares[first + unit] += np.floor(squares[unit] / SQUARES_QUANTUM + 0.5) * SQUARES_QUANTUM
     part = histogram[:, first:end]
     for slot in range(slots):
         for unit in range(width):

@@ -20,7 +20,7 @@ state is the job's business (:mod:`app.jobs.neurons`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import NamedTuple
 
@@ -30,11 +30,7 @@ from torch import nn
 
 from app.errors import InvalidInput
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
-from app.methods.neurons.corpora import (
-    DEFAULT_BATCH_SIZE,
-    Batch,
-    plan_batches,
-)
+from app.methods.neurons.corpora import DEFAULT_BATCH_SIZE, Batch, BatchPlan, plan_batches
 from app.methods.neurons.fold_cpu import compiled_fold_available, fold_layer, heapify, warm_up
 from app.methods.neurons.stats import DEFAULT_K, IndexState, fold_statistics
 from app.methods.neurons.topk import (
@@ -94,6 +90,7 @@ class _Accumulator:
             return torch.from_numpy(array.copy()).to(device)
 
         self.k = state.k
+        self.num_sentences = state.num_sentences
         filled = put(state.top_sentences >= 0)
         codes = tiebreak_codes(put(state.top_sentences.clip(0)), put(state.top_positions.clip(0)))
         keys = encode_keys(put(state.top_values), codes).masked_fill(~filled, EMPTY_KEY)  # [l, u, k]
@@ -201,18 +198,26 @@ class _Accumulator:
         )
 
 
-def _start_state(loaded: LoadedModel, sentences: list[str], k: int, resume: IndexState | None) -> IndexState:
+def _start_state(
+    loaded: LoadedModel,
+    sentences: list[str],
+    k: int,
+    resume: IndexState | None,
+    num_sentences: int | None = None,
+) -> IndexState:
+    """A fresh (or the resumed) state for a corpus of ``sentences`` (or of ``num_sentences``, for a shard)."""
+    num_sentences = len(sentences) if num_sentences is None else num_sentences
     if not 1 <= k <= MAX_K:
         raise InvalidInput(f"k (exemplars per neuron) must be between 1 and {MAX_K} (got {k}).")
-    if len(sentences) > MAX_SENTENCES:
+    if num_sentences > MAX_SENTENCES:
         raise InvalidInput(
-            f"The corpus has {len(sentences)} sentences; one build takes at most {MAX_SENTENCES}. "
+            f"The corpus has {num_sentences} sentences; one build takes at most {MAX_SENTENCES}. "
             "Split it into shards and merge their states."
         )
     layers, units = loaded.num_layers, loaded.num_units
     if resume is None:
-        return IndexState.empty(layers, units, k, len(sentences))
-    expected = (k, layers, units, len(sentences))
+        return IndexState.empty(layers, units, k, num_sentences)
+    expected = (k, layers, units, num_sentences)
     if (resume.k, resume.num_layers, resume.num_units, resume.num_sentences) != expected:
         raise InvalidInput(
             "The saved index state does not fit this build (different k, model or corpus); start it afresh."
@@ -245,12 +250,48 @@ def build_state(
     if checkpoint_every < 1:
         raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
     accumulator = _Accumulator(state, loaded.device)
+    done = _fold_batches(
+        loaded,
+        accumulator,
+        plan.batches(start=state.sentences_done),
+        state.sentences_done,
+        progress=progress,
+        should_stop=should_stop,
+        exclusive=exclusive,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+    )
+    return accumulator.state(len(sentences), done)
+
+
+def build_shard(loaded: LoadedModel, shard: BatchPlan, k: int, num_sentences: int) -> IndexState:
+    """The state of one shard of a corpus's batch plan (:meth:`BatchPlan.shard`), sentence ids global:
+    what a worker builds; :func:`app.methods.neurons.stats.combine` joins shards into the corpus's state,
+    equal byte for byte to :func:`build_state` over the whole plan (same batch size and thread count)."""
+    accumulator = _Accumulator(_start_state(loaded, [], k, None, num_sentences), loaded.device)
+    done = _fold_batches(loaded, accumulator, shard.batches(), 0)
+    return accumulator.state(num_sentences, done)
+
+
+def _fold_batches(
+    loaded: LoadedModel,
+    accumulator: _Accumulator,
+    batches: Iterator[Batch],
+    done: int,
+    *,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    exclusive: Exclusive = no_exclusion,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+) -> int:
+    """Fold ``batches`` in; returns the sentences done (``done`` before them) when they end or stop."""
     if accumulator.compiled:
         warm_up()  # the first call in a process compiles for seconds: not while holding the model lock
     modules = ffn_modules(loaded)
-    done, total = state.sentences_done, len(sentences)
+    total = accumulator.num_sentences
     with torch.inference_mode():
-        for number, batch in enumerate(plan.batches(start=done), start=1):
+        for number, batch in enumerate(batches, start=1):
             if should_stop is not None and should_stop():
                 break
             with exclusive():
@@ -260,7 +301,7 @@ def build_state(
                 progress(done, total)
             if checkpoint is not None and number % checkpoint_every == 0 and done < total:
                 checkpoint(accumulator.state(total, done))
-    return accumulator.state(total, done)
+    return done
 
 
 class TokenActivations(NamedTuple):

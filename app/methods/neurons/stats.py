@@ -33,6 +33,13 @@ HISTOGRAM_BINS = 68
 HISTOGRAM_HIGH = HISTOGRAM_LOW + HISTOGRAM_BINS * HISTOGRAM_WIDTH  # 8.0
 HISTOGRAM_SLOTS = HISTOGRAM_BINS + 2  # underflow, bins, overflow
 DEFAULT_K = 50
+# Each batch's sums are rounded to a multiple of these quanta before they join the running sums. Sums of
+# multiples of 2**-q are exact in float64 while they stay below 2**(53 - q), so the running sums do not
+# depend on the order batches are added in: shard states built apart (on Ray workers) and combined equal a
+# single pass byte for byte. Below 2**29 (5e8) for sums, 2**33 (8.6e9) for sums of squares; the rounding
+# costs at most half a quantum per batch (3e-8, 5e-7).
+SUM_QUANTUM = 2.0**-24
+SQUARES_QUANTUM = 2.0**-20
 _UNDERFLOW_VALUE = HISTOGRAM_LOW - HISTOGRAM_WIDTH  # clamped there, a value lands in slot 0
 _SLOT_OFFSET = 1 - HISTOGRAM_LOW / HISTOGRAM_WIDTH  # the slot of floor(x / width) == 0, i.e. of [0, width)
 
@@ -52,6 +59,11 @@ _SCALARS = ("k", "num_sentences", "sentences_done", "tokens")
 def histogram_edges() -> np.ndarray:
     """The ``HISTOGRAM_BINS + 1`` inner bin edges (float64), from -0.5 to 8.0."""
     return HISTOGRAM_LOW + HISTOGRAM_WIDTH * np.arange(HISTOGRAM_BINS + 1, dtype=np.float64)
+
+
+def quantise(sums: torch.Tensor, quantum: float) -> torch.Tensor:
+    """``sums`` (float64) rounded to the nearest multiple of ``quantum`` (a power of two: exact steps)."""
+    return torch.floor(sums / quantum + 0.5) * quantum
 
 
 def fold_statistics(
@@ -74,8 +86,8 @@ def fold_statistics(
     computes anyway, saves a pass for the maximum.
     """
     units = values.shape[1]
-    total += values.sum(0).double()
-    total_squares += torch.mul(values, values, out=scratch).sum(0).double()
+    total += quantise(values.sum(0).double(), SUM_QUANTUM)
+    total_squares += quantise(torch.mul(values, values, out=scratch).sum(0).double(), SQUARES_QUANTUM)
     torch.minimum(minimum, values.amin(0), out=minimum)
     torch.maximum(maximum, (values if group_max is None else group_max).amax(0), out=maximum)
     # floor(x / width) is exact in float32 (the width is a power of two), and so is slot * units + unit
@@ -179,26 +191,44 @@ def merge(a: IndexState, b: IndexState) -> IndexState:
     """The state of corpus ``a`` followed by corpus ``b`` (b's sentence ids shift by a's sentence count).
 
     Associative, and equal to a build over the concatenated corpus: exemplars exactly (the same total
-    order breaks ties), counts, min, max and histograms exactly, sums up to float rounding.
+    order breaks ties), counts, min, max, histograms and (quantised) sums exactly.
     """
     if not (a.complete and b.complete):
         raise InvalidInput("Only finished index states can be merged; finish or resume the builds first.")
+    total_sentences = a.num_sentences + b.num_sentences
+    return _union(a, b, a.num_sentences, total_sentences, total_sentences)
+
+
+def combine(a: IndexState, b: IndexState) -> IndexState:
+    """Two states of the *same* corpus over disjoint sets of its sentences (shards of one batch plan, ids
+    global) as one: what a single pass over both shards' batches gives, byte for byte."""
+    if a.num_sentences != b.num_sentences:
+        raise InvalidInput(
+            f"Index states of different corpora ({a.num_sentences} vs {b.num_sentences} sentences) cannot "
+            "be combined; merge them instead."
+        )
+    done = a.sentences_done + b.sentences_done
+    if done > a.num_sentences:
+        raise InvalidInput(f"The shards cover {done} of {a.num_sentences} sentences: they overlap.")
+    return _union(a, b, 0, a.num_sentences, done)
+
+
+def _union(a: IndexState, b: IndexState, shift: int, num_sentences: int, sentences_done: int) -> IndexState:
     if a.k != b.k or a.total.shape != b.total.shape:
         raise InvalidInput(
             f"Index states do not match: k {a.k} vs {b.k}, neurons {a.total.shape} vs {b.total.shape}."
         )
-    shifted = np.where(b.top_sentences >= 0, b.top_sentences + a.num_sentences, -1).astype(np.int32)
+    shifted = np.where(b.top_sentences >= 0, b.top_sentences + shift, -1).astype(np.int32)
     values, sentences, positions = merge_topk_arrays(
         np.concatenate([a.top_values, b.top_values], axis=-1),
         np.concatenate([a.top_sentences, shifted], axis=-1),
         np.concatenate([a.top_positions, b.top_positions], axis=-1),
         a.k,
     )
-    total_sentences = a.num_sentences + b.num_sentences
     return IndexState(
         k=a.k,
-        num_sentences=total_sentences,
-        sentences_done=total_sentences,
+        num_sentences=num_sentences,
+        sentences_done=sentences_done,
         tokens=a.tokens + b.tokens,
         top_values=values,
         top_sentences=sentences,
