@@ -18,6 +18,13 @@ class BertscopeError(Exception):
         self.message = message
 
 
+class RayWorkFailed(BertscopeError):
+    """The Ray cluster cannot be reached, its workers cannot load the model, or a shard failed for good."""
+
+    code = "ray_failed"
+    status = 503
+
+
 class InvalidInput(BertscopeError):
     """The text, params or target cannot be used as given."""
 

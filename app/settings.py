@@ -132,6 +132,40 @@ class Settings(BaseSettings):
         description="On first serve, index and describe the two shipped corpora (sample, wikipedia) together "
         "in the background when the loaded model has no neuron index.",
     )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster that runs the corpus jobs (index, describe, evaluations, probe features): "
+        "'local' starts one on this machine, else the head's HOST:PORT (or ray://HOST:10001). Unset: jobs "
+        "run in this process and Ray is never imported.",
+    )
+    ray_workers: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Model workers (Ray actors, each with its own copy of the model) per job; unset: as many "
+        "as the cluster's CPUs (or GPUs) hold.",
+    )
+    ray_threads_per_worker: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="CPU threads (and Ray CPUs) per model worker. A build equals a single-process build byte "
+        "for byte when both use the same torch thread count.",
+    )
+    ray_gpus_per_worker: float | None = Field(
+        None,
+        ge=0,
+        le=8,
+        description="GPUs per model worker (0.5: two workers share a GPU); unset: 1 when the server's model "
+        "is on CUDA, else 0 (CPU workers).",
+    )
+    ray_shard_sentences: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        description="Sentences per shard of a corpus (rounded to whole batches): the unit of work a worker "
+        "gets, retries when it is lost, and reports progress by.",
+    )
     describer_url: str | None = Field(
         None,
         description="OpenAI-compatible base URL that proposes neuron descriptors (e.g. a local vLLM, "

@@ -44,6 +44,17 @@ def model_options(command: Callable) -> Callable:
     return click.option("--model", help="Model to load (default from settings).")(command)
 
 
+def ray_option(command: Callable) -> Callable:
+    """--ray, for the corpus jobs: run their shards on a Ray cluster (or BERTSCOPE_RAY_ADDRESS)."""
+    return click.option(
+        "--ray",
+        "ray_address",
+        metavar="ADDRESS|local",
+        help="Run the work on a Ray cluster: its head's HOST:PORT, or 'local' to start one here "
+        "(default: BERTSCOPE_RAY_ADDRESS; unset: this process).",
+    )(command)
+
+
 def markdown_table(table: dict) -> str:
     """A {"columns", "rows"} table as Markdown."""
     lines = ["| " + " | ".join(table["columns"]) + " |", "|" + " --- |" * len(table["columns"])]
@@ -55,7 +66,7 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
     """Run a job kind here, with a progress bar, and return its outcome."""
     from tqdm import tqdm
 
-    from app.jobs.contract import JobContext
+    from app.jobs.contract import JobContext, shard_runner
     from app.jobs.manager import execute
     from app.jobs.registry import parse_params
     from app.services.container import build_services
@@ -71,5 +82,7 @@ def run_job_here(kind: str, raw: dict, settings: Settings, unit: str) -> Any:
             bar.total = total
             bar.update(done - bar.n)
 
-        context = JobContext(services.runner, services.stores, settings, progress)
+        context = JobContext(
+            services.runner, services.stores, settings, progress, shards=shard_runner(settings)
+        )
         return execute(context, kind, params)

@@ -15,7 +15,7 @@ stored by the job itself before it returns its id (indexes, description runs, he
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +29,26 @@ from app.modeling.loading import LoadedModel
 from app.settings import Settings
 from app.store.records import Evaluation
 from app.store.stores import Stores
+
+
+class ShardRunner(Protocol):
+    """Runs a job's shards elsewhere (a Ray cluster: :mod:`app.jobs.ray.engine`); None in the context means
+    the job computes in this process."""
+
+    shard_sentences: int
+
+    def run(
+        self, loaded: LoadedModel, task: str, payloads: Sequence[Any], should_stop: ShouldStop
+    ) -> Iterator[tuple[int, Any]]: ...
+
+
+def shard_runner(settings: Settings) -> ShardRunner | None:
+    """The Ray engine when ``settings.ray_address`` is set (only then is Ray imported), else None."""
+    if not settings.ray_address:
+        return None
+    from app.jobs.ray.engine import RayEngine
+
+    return RayEngine(settings)
 
 
 class JobCancelled(Exception):
@@ -62,6 +82,7 @@ class JobContext:
     settings: Settings
     progress: Progress
     should_stop: ShouldStop = lambda: False
+    shards: ShardRunner | None = None  # where corpus shards run (a Ray cluster); None: here
 
     def data_path(self, value: str) -> str:
         """A file the readers can open for a data field's value (a server path or ``dataset:<id>``)."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from app.errors import BertscopeError, StoreUnavailable
-from app.jobs.contract import JobCancelled, JobContext, JobOutcome, ModelAccess
+from app.jobs.contract import JobCancelled, JobContext, JobOutcome, ModelAccess, shard_runner
 from app.jobs.data_files import check_references
 from app.jobs.registry import get_job_kind, parse_params
 from app.settings import Settings
@@ -78,6 +78,7 @@ class JobManager:
         self._cancel_events_guard = threading.Lock()  # guards self._cancel only
         self._stopped = threading.Event()
         self.owner = settings.replica_id
+        self.shards = shard_runner(settings)  # a Ray cluster for corpus shards, when one is configured
 
     def start(self) -> None:
         """Start the worker; jobs of a dead process are marked failed at the first successful connection."""
@@ -177,7 +178,7 @@ class JobManager:
                     log.warning("job %s: progress not saved. %s", job_id, exc.message)
 
         try:
-            context = JobContext(self.model, self.stores, self.settings, progress, event.is_set)
+            context = JobContext(self.model, self.stores, self.settings, progress, event.is_set, self.shards)
             execute(context, job.kind, parse_params(job.kind, job.params), job_id)
         except JobCancelled:
             self._set_state(job_id, status="cancelled", message="cancelled")

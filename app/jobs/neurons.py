@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.data import SAMPLE_CORPUS, WIKIPEDIA_SAMPLE
 from app.errors import InvalidInput
-from app.jobs.contract import JobContext, JobOutcome
+from app.jobs.contract import JobContext, JobOutcome, ShardRunner
 from app.jobs.data_files import data_field
+from app.jobs.sharded_index import build_state_sharded
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
@@ -150,6 +151,7 @@ def run_index_neurons(context: JobContext, params: IndexNeuronsParams) -> JobOut
                 progress=stages.stage(spec.name),
                 should_stop=context.should_stop,
                 exclusive=context.model.exclusive,
+                runner=context.shards,
             )
             context.stop_if_asked()  # a stopped build has kept its checkpoint: submitting again resumes it
     if not params.describe:
@@ -173,11 +175,13 @@ def index_corpus(
     should_stop: ShouldStop | None = None,
     exclusive: Exclusive = no_exclusion,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    runner: ShardRunner | None = None,
 ) -> NeuronIndexInfo:
     """Build (or resume, or just return when already done) the stored index of one corpus.
 
     A stopped build leaves a checkpoint and status ``building``; calling again continues from it. The model
-    is held (``exclusive``) per batch only: never while the store writes.
+    is held (``exclusive``) per batch only: never while the store writes. With a ``runner`` (a Ray cluster)
+    the batches run on its workers and the result is the same state (:mod:`app.jobs.sharded_index`).
     """
     max_tokens = resolve_max_tokens(loaded, max_tokens)
     record, state = store.start_or_resume(
@@ -185,7 +189,8 @@ def index_corpus(
     )
     if record.status == "done":
         return record
-    state = build_state(
+    build = build_state if runner is None else partial(build_state_sharded, runner=runner)
+    state = build(
         loaded,
         sentences,
         k=k,
@@ -193,7 +198,7 @@ def index_corpus(
         max_tokens=max_tokens,
         resume=state,
         progress=progress,
-        should_stop=should_stop,
+        should_stop=should_stop or (lambda: False),
         checkpoint=partial(store.save_checkpoint, record.id),
         checkpoint_every=checkpoint_every,
         exclusive=exclusive,

@@ -198,7 +198,7 @@ class _Accumulator:
         )
 
 
-def _start_state(
+def start_state(
     loaded: LoadedModel,
     sentences: list[str],
     k: int,
@@ -244,7 +244,7 @@ def build_state(
     Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result. The
     model is held (``exclusive``) per batch only (see the module docstring).
     """
-    state = _start_state(loaded, sentences, k, resume)
+    state = start_state(loaded, sentences, k, resume)
     with exclusive():
         plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     if checkpoint_every < 1:
@@ -268,7 +268,7 @@ def build_shard(loaded: LoadedModel, shard: BatchPlan, k: int, num_sentences: in
     """The state of one shard of a corpus's batch plan (:meth:`BatchPlan.shard`), sentence ids global:
     what a worker builds; :func:`app.methods.neurons.stats.combine` joins shards into the corpus's state,
     equal byte for byte to :func:`build_state` over the whole plan (same batch size and thread count)."""
-    accumulator = _Accumulator(_start_state(loaded, [], k, None, num_sentences), loaded.device)
+    accumulator = _Accumulator(start_state(loaded, [], k, None, num_sentences), loaded.device)
     done = _fold_batches(loaded, accumulator, shard.batches(), 0)
     return accumulator.state(num_sentences, done)
 

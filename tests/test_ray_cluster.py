@@ -1,0 +1,194 @@
+"""Corpus jobs on a real Ray cluster: a head started by the test on loopback with two CPUs (two model
+workers), no mocks. A sharded index build equals the single-process build byte for byte (at the workers'
+thread count); a worker process killed mid-build costs only its shards; Cancel stops both workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.data import SAMPLE_CORPUS
+from app.jobs.sharded_index import build_state_sharded
+from app.methods.neurons.corpora import read_corpus
+from app.methods.neurons.index import build_state
+from app.methods.neurons.stats import IndexState
+from app.modeling.loading import LoadedModel, load_model
+from tests.conftest import make_settings
+from tests.tiny import save_checkpoint
+
+pytestmark = pytest.mark.slow
+K, BATCH, SHARD = 5, 8, 24  # 120 sentences: 5 shards of 3 batches
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A Ray head on loopback with 2 CPUs, stopped (with every process it started) after the module."""
+    import ray
+
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--object-store-memory=150000000",
+        f"--temp-dir={temp}",
+    ]
+    head = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            break
+        except (ConnectionError, RuntimeError):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"ray head did not start: {head.stderr.read().decode()[-2000:]}") from None
+            time.sleep(1)
+    try:
+        yield address
+    finally:
+        ray.shutdown()
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(60)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """A tiny random BERT saved to disk: the workers load it by path, as the server did."""
+    return load_model(str(save_checkpoint(tmp_path_factory.mktemp("ray-model"))), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return read_corpus(SAMPLE_CORPUS)[:120]
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def single_process(checkpoint_model, corpus) -> IndexState:
+    with _threads(1):  # the workers' thread count (ray_threads_per_worker)
+        return build_state(checkpoint_model, corpus, k=K, batch_size=BATCH)
+
+
+def _engine(cluster: str, tmp_path: Path):
+    from app.jobs.ray.engine import RayEngine
+
+    return RayEngine(make_settings(tmp_path, ray_address=cluster, ray_shard_sentences=SHARD))
+
+
+def _assert_byte_equal(a: IndexState, b: IndexState) -> None:
+    assert a.to_arrays().keys() == b.to_arrays().keys()
+    for name, value in a.to_arrays().items():
+        other = b.to_arrays()[name]
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and value.tobytes() == other.tobytes(), name
+        else:
+            assert value == other, name
+
+
+def test_a_build_split_across_two_workers_equals_the_single_process_build(
+    cluster, tmp_path, checkpoint_model, corpus, single_process
+):
+    engine = _engine(cluster, tmp_path)
+    seen: list[tuple[int, int]] = []
+    workers: set[int] = set()
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        workers.update(engine.worker_pids)
+
+    state = build_state_sharded(checkpoint_model, engine, corpus, k=K, batch_size=BATCH, progress=progress)
+    assert len(workers) == 2  # two model workers, one per CPU of the cluster
+    assert [total for _, total in seen] == [len(corpus)] * 5 and seen[-1][0] == len(corpus)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    _assert_byte_equal(state, single_process)
+    assert engine.worker_pids == []  # the job's workers are gone with it
+
+
+def test_a_worker_killed_mid_build_costs_only_its_shards(
+    cluster, tmp_path, checkpoint_model, corpus, single_process
+):
+    engine = _engine(cluster, tmp_path)
+    killed: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if not killed:  # after the first shard, while both workers hold queued shards
+            killed.append(engine.worker_pids[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    state = build_state_sharded(checkpoint_model, engine, corpus, k=K, batch_size=BATCH, progress=progress)
+    assert killed
+    _assert_byte_equal(state, single_process)
+
+
+def test_cancel_stops_both_workers(cluster, tmp_path, checkpoint_model, corpus, single_process):
+    import psutil
+
+    engine = _engine(cluster, tmp_path)
+    running: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        running.extend(pid for pid in engine.worker_pids if pid not in running)
+
+    state = build_state_sharded(
+        checkpoint_model,
+        engine,
+        corpus,
+        k=K,
+        batch_size=BATCH,
+        progress=progress,
+        should_stop=lambda: bool(running),  # Cancel as soon as the first shard is in
+    )
+    assert len(running) == 2
+    assert not state.complete and state.sentences_done % BATCH == 0  # a resumable prefix of the batch order
+    deadline = time.monotonic() + 60
+    while any(_alive(psutil, pid) for pid in running):
+        assert time.monotonic() < deadline, "Ray workers still running after Cancel"
+        time.sleep(0.2)
+    # the prefix it kept resumes (here, in this process) to the uninterrupted result
+    with _threads(1):
+        resumed = build_state(checkpoint_model, corpus, k=K, batch_size=BATCH, resume=state)
+    _assert_byte_equal(resumed, single_process)
+
+
+def _alive(psutil, pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
