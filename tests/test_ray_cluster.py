@@ -60,7 +60,9 @@ def cluster() -> Iterator[str]:
         "--object-store-memory=150000000",
         f"--temp-dir={temp}",
     ]
-    head = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    head = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -69,7 +71,9 @@ def cluster() -> Iterator[str]:
             break
         except (ConnectionError, RuntimeError):
             if head.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"ray head did not start: {head.stderr.read().decode()[-2000:]}") from None
+                raise AssertionError(
+                    f"ray head did not start: {head.stderr.read().decode()[-2000:]}"
+                ) from None
             time.sleep(1)
     try:
         yield address
@@ -133,7 +137,9 @@ def test_a_build_split_across_two_workers_equals_the_single_process_build(
         seen.append((done, total))
         workers.update(engine.worker_pids)
 
-    state = build_state_sharded(checkpoint_model, engine, corpus, k=K, batch_size=BATCH, progress=progress)
+    state = build_state_sharded(
+        checkpoint_model, corpus, runner=engine, k=K, batch_size=BATCH, progress=progress
+    )
     assert len(workers) == 2  # two model workers, one per CPU of the cluster
     assert [total for _, total in seen] == [len(corpus)] * 5 and seen[-1][0] == len(corpus)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
@@ -152,7 +158,9 @@ def test_a_worker_killed_mid_build_costs_only_its_shards(
             killed.append(engine.worker_pids[0])
             os.kill(killed[0], signal.SIGKILL)
 
-    state = build_state_sharded(checkpoint_model, engine, corpus, k=K, batch_size=BATCH, progress=progress)
+    state = build_state_sharded(
+        checkpoint_model, corpus, runner=engine, k=K, batch_size=BATCH, progress=progress
+    )
     assert killed
     _assert_byte_equal(state, single_process)
 
@@ -168,8 +176,8 @@ def test_cancel_stops_both_workers(cluster, tmp_path, checkpoint_model, corpus, 
 
     state = build_state_sharded(
         checkpoint_model,
-        engine,
         corpus,
+        runner=engine,
         k=K,
         batch_size=BATCH,
         progress=progress,
@@ -192,3 +200,55 @@ def _alive(psutil, pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_index_job_through_the_app_runs_on_the_cluster(
+    cluster, tmp_path, checkpoint_model, corpus, single_process
+):
+    """BERTSCOPE_RAY_ADDRESS set: the index job of the real app builds on the workers; the stored state is
+    the single-process one, progress reaches the job row."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.tiny import wait_for_job
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    settings = make_settings(tmp_path, ray_address=cluster, ray_shard_sentences=SHARD)
+    with TestClient(create_app(settings, checkpoint_model), base_url="http://127.0.0.1") as client:
+        params = {"corpora": [{"name": "sample", "path": str(path)}], "k": K, "batch_size": BATCH}
+        job = client.post(
+            "/api/jobs", json={"kind": "index_neurons", "params": {**params, "describe": False}}
+        )
+        assert job.status_code == 202, job.text
+        done = wait_for_job(client, job.json()["id"], timeout=300)
+        assert done["status"] == "done" and done["progress"] == 1.0, done
+        stores = client.app.state.services.stores
+        stored = stores.neurons.load_state(done["result_id"])
+    _assert_byte_equal(stored, single_process)
+
+
+def test_without_a_cluster_ray_is_never_imported(tmp_path):
+    """No BERTSCOPE_RAY_ADDRESS: the app starts and a corpus job runs without importing Ray."""
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from app.main import create_app
+from tests.conftest import make_settings
+from tests.tiny import tiny_loaded, wait_for_job, write_corpus
+from pathlib import Path
+tmp = Path({str(tmp_path)!r})
+with TestClient(create_app(make_settings(tmp), tiny_loaded(tmp)), base_url="http://127.0.0.1") as client:
+    corpus = {{"name": "c", "path": str(write_corpus(tmp / "c.txt", 20))}}
+    params = {{"corpora": [corpus], "describe": False}}
+    job = client.post("/api/jobs", json={{"kind": "index_neurons", "params": params}})
+    assert wait_for_job(client, job.json()["id"])["status"] == "done"
+print("ray imported" if any(name == "ray" or name.startswith("ray.") for name in sys.modules) else "no ray")
+"""
+    env = {**os.environ, "BERTSCOPE_RAY_ADDRESS": ""}
+    env.pop("BERTSCOPE_RAY_ADDRESS")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "no ray"

@@ -22,9 +22,9 @@ from app.modeling.loading import LoadedModel
 
 def build_state_sharded(
     loaded: LoadedModel,
-    runner: ShardRunner,
     sentences: list[str],
     *,
+    runner: ShardRunner,
     k: int,
     batch_size: int,
     max_tokens: int | None = None,
