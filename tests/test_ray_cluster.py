@@ -252,3 +252,95 @@ print("ray imported" if any(name == "ray" or name.startswith("ray.") for name in
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "no ray"
+
+
+def _without_timings(value):
+    """A result with its wall-clock figures removed (they differ run to run)."""
+    if isinstance(value, dict):
+        return {
+            key: _without_timings(item)
+            for key, item in value.items()
+            if key not in ("seconds", "timings") and not key.endswith("_s")
+        }
+    if isinstance(value, list):
+        return [_without_timings(item) for item in value]
+    return value
+
+
+def _corpus_jobs(tmp_path: Path, corpus: list[str]) -> list[tuple[str, dict]]:
+    from tests.treebanks import write_treebank
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(corpus[:40]) + "\n", encoding="utf-8")
+    labelled = tmp_path / "labelled.tsv"
+    rows = [(text, "good" if index % 3 else "bad") for index, text in enumerate(corpus[:40])]
+    labelled.write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows), encoding="utf-8"
+    )
+    numbered = tmp_path / "numbered.tsv"
+    numbered.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(corpus)))
+    zero_shot = {"kind": "zero_shot", "labels": ["good", "bad"], "template": "it was {} ."}
+    return [
+        (
+            "eval_degradation",
+            {
+                "data": str(labelled),
+                "methods": ["occlusion", "random"],
+                "target": zero_shot,
+                "label_col": "label",
+            },
+        ),
+        ("eval_mixing", {"data": str(texts), "methods": ["attention_rollout", "value_zeroing", "random"]}),
+        ("eval_neurons", {"datasets": [{"name": "n", "path": str(numbered)}], "exemplars": 10}),
+        (
+            "train_probes",
+            {
+                "treebank": str(write_treebank(tmp_path / "train.conllu", count=70)),
+                "dev": str(write_treebank(tmp_path / "dev.conllu", count=40)),
+                "rank": 8,
+                "max_epochs": 2,
+                "topological_epochs": 1,
+            },
+        ),
+    ]
+
+
+def _run_jobs(settings, loaded, jobs: list[tuple[str, dict]]) -> tuple[list[dict], int | None]:
+    """Each job's stored result (timings removed), and how many shards the Ray engine ran (None: no Ray)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.tiny import wait_for_job
+
+    results = []
+    with TestClient(create_app(settings, loaded), base_url="http://127.0.0.1") as client:
+        for kind, params in jobs:
+            job = client.post("/api/jobs", json={"kind": kind, "params": params})
+            assert job.status_code == 202, job.text
+            done = wait_for_job(client, job.json()["id"], timeout=300)
+            assert done["status"] == "done", done
+            where = "probes" if kind == "train_probes" else "evaluations"
+            stored = client.get(f"/api/{where}/{done['result_id']}").json()
+            results.append(
+                _without_timings(stored["metrics"] if kind == "train_probes" else stored["summary"])
+            )
+        engine = client.app.state.services.jobs.shards
+    return results, (None if engine is None else engine.shards_done)
+
+
+def test_evaluations_and_probe_features_on_the_cluster_equal_the_single_process_run(
+    cluster, tmp_path, checkpoint_model, corpus
+):
+    """The three evaluations and the probe job's word features, run in shards on the workers, give the
+    stored results of the single-process run (same thread count)."""
+    jobs = _corpus_jobs(tmp_path, corpus)
+    with _threads(1):
+        here, none = _run_jobs(make_settings(tmp_path / "here"), checkpoint_model, jobs)
+        on_ray, shards = _run_jobs(
+            make_settings(tmp_path / "ray", ray_address=cluster, ray_shard_sentences=SHARD),
+            checkpoint_model,
+            jobs,
+        )
+    assert none is None and shards >= 2 * len(jobs)  # every job ran in several shards on the cluster
+    for (kind, _), mine, theirs in zip(jobs, here, on_ray, strict=True):
+        assert mine == theirs, kind

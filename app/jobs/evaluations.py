@@ -3,6 +3,8 @@ descriptions against labelled concepts (see app.methods.evaluation)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.jobs.contract import JobContext, JobOutcome
 from app.jobs.data_files import data_field, text_column_field
 from app.jobs.neurons import MAX_CORPORA
+from app.jobs.sharded_map import evaluation_shard_size, run_shards, sharded_activations
 from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
 from app.methods.evaluation.texts import read_labelled, read_texts
-from app.modeling.targets import TargetSpec
+from app.modeling.loading import LoadedModel
+from app.modeling.targets import HeadLookup, HeadTarget, LinearHead, TargetSpec
 
 MIXING_METHODS = [name for name, method in METHODS.items() if method.kind == "mixing"]
 
@@ -72,18 +76,46 @@ def run_eval_mixing(context: JobContext, params: EvalMixingParams) -> JobOutcome
     """Run the mixing faithfulness evaluation."""
     texts = read_texts(context.data_path(params.data), params.column, params.limit)
     methods = {name: METHODS.get(name) for name in params.methods}
+    options = {
+        "methods": methods,
+        "target_spec": params.target,
+        "row": params.row,
+        "max_tokens": context.model.max_tokens,
+    }
     with context.model.using_model() as loaded:
-        evaluation = evaluate_mixing(
-            loaded,
-            texts,
-            methods,
-            params.target,
-            row=params.row,
-            max_tokens=context.model.max_tokens,
-            exclusive=context.model.exclusive,
-            progress=context.progress,
-        )
+        evaluation = _evaluate(context, loaded, evaluate_mixing, texts, options, "first_text")
     return JobOutcome("mixing", evaluation.summary())
+
+
+def _evaluate(
+    context: JobContext,
+    loaded: LoadedModel,
+    function: Callable[..., Any],
+    items: list,
+    options: dict[str, Any],
+    offset_option: str,
+) -> Any:
+    """``function(loaded, items, **options)`` here, holding the model per item; or, with a Ray cluster, in
+    shards on its workers, joined in item order with the evaluation's ``extend``."""
+    if context.shards is None:
+        return function(
+            loaded, items, **options, exclusive=context.model.exclusive, progress=context.progress
+        )
+    parts = run_shards(
+        context.shards,
+        loaded,
+        function,
+        items,
+        options=options,
+        shard_size=evaluation_shard_size(context.shards, len(items)),
+        offset_option=offset_option,
+        progress=context.progress,
+        should_stop=context.should_stop,
+    )
+    evaluation = parts[0]
+    for part in parts[1:]:
+        evaluation.extend(part)
+    return evaluation
 
 
 ATTRIBUTION_METHODS = [name for name, method in METHODS.items() if method.kind == "attribution"]
@@ -161,21 +193,30 @@ def run_eval_degradation(context: JobContext, params: EvalDegradationParams) -> 
         data = context.data_path(params.data)
         rows = [(text, None) for text in read_texts(data, params.text_col, params.limit)]
     with context.model.using_model() as loaded:
-        evaluation = evaluate_degradation(
-            loaded,
-            rows,
-            {name: METHODS.get(name) for name in params.methods},
-            params.target,
-            mode=params.mode,
-            order=params.order,
-            method_params=params.method_params,
-            heads=lambda key: context.stores.heads.find(key, loaded.revision),
-            max_tokens=context.model.max_tokens,
-            exclusive=context.model.exclusive,
-            progress=context.progress,
-            seed=params.seed,
-        )
+        options = {
+            "methods": {name: METHODS.get(name) for name in params.methods},
+            "target_spec": params.target,
+            "mode": params.mode,
+            "order": params.order,
+            "method_params": params.method_params,
+            "heads": _head_lookup(context, loaded, params.target),
+            "max_tokens": context.model.max_tokens,
+            "seed": params.seed,
+        }
+        evaluation = _evaluate(context, loaded, evaluate_degradation, rows, options, "first_row")
     return JobOutcome("degradation", evaluation.summary())
+
+
+def _head_lookup(context: JobContext, loaded: LoadedModel, target: TargetSpec | None) -> HeadLookup:
+    """Fitted heads by id or name from the store; for Ray workers (no store), the target's head itself."""
+
+    def from_store(key: str) -> LinearHead:
+        return context.stores.heads.find(key, loaded.revision)
+
+    if context.shards is None:
+        return from_store
+    found = {target.head: from_store(target.head)} if isinstance(target, HeadTarget) else {}
+    return found.__getitem__
 
 
 class LabelledDataSpec(BaseModel):
@@ -212,6 +253,11 @@ class EvalNeuronsParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
 
+def _held_unless_sharded(context: JobContext) -> AbstractContextManager[object]:
+    """The model held for the whole in-process evaluation; nothing held while Ray workers compute."""
+    return nullcontext() if context.shards is not None else context.model.exclusive()
+
+
 def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutcome:
     """Run the neuron description evaluation (app.methods.evaluation.neuron_descriptions)."""
     from app.methods.evaluation.neuron_descriptions import evaluate_neuron_descriptions
@@ -224,7 +270,17 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
         if spec.label_names:
             names[spec.name] = spec.label_names
     context.progress(0, 1)
-    with context.model.exclusive() as loaded:
+    with context.model.using_model() as loaded, _held_unless_sharded(context):
+        sharded = None
+        if context.shards is not None:
+            sharded = sharded_activations(
+                context.shards,
+                loaded,
+                batch_size=context.settings.neuron_batch_size,
+                max_tokens=None,
+                progress=context.progress,
+                should_stop=context.should_stop,
+            )
         evaluation = evaluate_neuron_descriptions(
             loaded,
             datasets,
@@ -235,6 +291,7 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
             seed=params.seed,
             directions=params.directions,
             batch_size=context.settings.neuron_batch_size,
+            activations_of=sharded,
         )
     context.progress(1, 1)
     summary = evaluation.summary()

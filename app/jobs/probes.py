@@ -10,8 +10,9 @@ from app.data import UD_EWT_DEV_SLICE, UD_EWT_TRAIN_SLICE
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
 from app.jobs.data_files import data_field
+from app.jobs.sharded_map import sharded_features
 from app.methods.evaluation.texts import read_labelled
-from app.methods.probes.pipeline import AmnesicInputs, TrainOptions, train_probe_set
+from app.methods.probes.pipeline import AmnesicInputs, TrainOptions, train_probe_set, word_features
 from app.methods.probes.probe_maps import DEFAULT_RANK, MAX_EPOCHS
 from app.methods.probes.probe_set import ProbeSet
 from app.methods.probes.topological import TTP_EPOCHS
@@ -206,6 +207,9 @@ def _train(
         exclusive=context.model.exclusive,
         second=second,
         amnesic=amnesic,
+        features=word_features
+        if context.shards is None
+        else sharded_features(context.shards, context.should_stop),
     )
     if params.second and "second" in trained.metrics:
         trained.metrics["second"]["name"] = Path(context.data_path(params.second)).stem

@@ -45,6 +45,7 @@ class RayEngine:
         self.gpus = settings.ray_gpus_per_worker
         self.shard_sentences = settings.ray_shard_sentences
         self.worker_pids: list[int] = []  # of the running job's workers (for status pages and tests)
+        self.shards_done = 0  # shards this engine has had computed, over all jobs
 
     def connect(self) -> None:
         if ray.is_initialized():
@@ -84,7 +85,9 @@ class RayEngine:
                 for ref in ready:
                     index, slot = running.pop(ref)
                     load[slot] -= 1
-                    yield index, self._get(ref)
+                    result = self._get(ref)
+                    self.shards_done += 1
+                    yield index, result
 
     def _get(self, ref: ray.ObjectRef) -> Any:
         try:

@@ -52,6 +52,17 @@ class DegradationEvaluation:
     skipped: dict[str, int] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
 
+    def extend(self, later: DegradationEvaluation) -> None:
+        """Append the examples of ``later``, an evaluation of the rows that follow (a shard), in place."""
+        for name in self.methods:
+            self.probabilities[name] += later.probabilities[name]
+            self.correct[name] += later.correct[name]
+            self.comprehensiveness[name] += later.comprehensiveness[name]
+            self.sufficiency[name] += later.sufficiency[name]
+        for reason, count in later.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.labels = self.labels or later.labels
+
     def summary(self) -> dict:
         table = {}
         for method in self.methods:
@@ -129,8 +140,14 @@ def evaluate_degradation(
     exclusive: Exclusive = no_exclusion,
     progress: Callable[[int, int], None] | None = None,
     seed: int = 0,
+    first_row: int = 0,
 ) -> DegradationEvaluation:
-    """Run the degradation test of every method on every (text, gold label) row."""
+    """Run the degradation test of every method on every (text, gold label) row.
+
+    The random control draws row i's scores from its own stream, seeded by (``seed``, ``first_row`` + i):
+    rows evaluated in shards (``first_row`` their offset) and joined with :meth:`DegradationEvaluation.extend`
+    give the evaluation of all rows at once.
+    """
     if isinstance(target_spec, MaskedTokenTarget):
         raise InvalidInput(
             "Degradation tests need a sentence-level target (classification, zero_shot or head)."
@@ -139,8 +156,8 @@ def evaluate_degradation(
     for name in methods:
         evaluation.probabilities[name], evaluation.correct[name] = [], []
         evaluation.comprehensiveness[name], evaluation.sufficiency[name] = [], []
-    rng = np.random.default_rng(seed)
     for done, (text, gold) in enumerate(rows, start=1):
+        rng = np.random.default_rng([seed, first_row + done - 1])
         with exclusive():
             _evaluate_example(
                 loaded,

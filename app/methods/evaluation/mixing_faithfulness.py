@@ -42,6 +42,15 @@ class MixingEvaluation:
     correlations: dict[str, list[list[float]]] = field(default_factory=dict)  # method -> [layer][sentence]
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
 
+    def extend(self, later: MixingEvaluation) -> None:
+        """Append the sentences of ``later``, an evaluation of the texts that follow (a shard), in place."""
+        for name, per_layer in later.correlations.items():
+            for mine, theirs in zip(self.correlations[name], per_layer, strict=True):
+                mine += theirs
+        for reason, count in later.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.target = self.target or later.target
+
     def summary(self) -> dict:
         """Mean, standard deviation and count per method and layer (the table the README shows)."""
         table = {}
@@ -113,17 +122,21 @@ def evaluate_mixing(
     max_tokens: int = 512,
     exclusive: Exclusive = no_exclusion,
     progress: Progress | None = None,
+    first_text: int = 0,
 ) -> MixingEvaluation:
     """Run every method and blank-out on every text; collect Spearman's rho per method and layer.
 
-    ``methods`` maps names to registered mixing methods; the name ``random`` (value None) is a control.
+    ``methods`` maps names to registered mixing methods; the name ``random`` (value None) is a control whose
+    scores for text i come from a stream seeded by ``first_text`` + i, so texts evaluated in shards and
+    joined with :meth:`MixingEvaluation.extend` give the evaluation of all texts at once.
     """
     texts = list(texts)
     evaluation = MixingEvaluation(list(methods), row, None, loaded.num_layers)
     evaluation.correlations = {name: [[] for _ in range(loaded.num_layers)] for name in methods}
     for done, text in enumerate(texts, start=1):
+        rng = np.random.default_rng(first_text + done - 1)
         with exclusive():
-            _evaluate_sentence(loaded, text, methods, target_spec, row, max_tokens, evaluation)
+            _evaluate_sentence(loaded, text, methods, target_spec, row, max_tokens, evaluation, rng)
         if progress is not None:
             progress(done, len(texts))
     return evaluation
@@ -137,6 +150,7 @@ def _evaluate_sentence(
     row: Row,
     max_tokens: int,
     evaluation: MixingEvaluation,
+    rng: np.random.Generator,
 ) -> None:
     try:
         encoded = encode_for(loaded, text, max_tokens=max_tokens)
@@ -150,7 +164,6 @@ def _evaluate_sentence(
     evaluation.target = evaluation.target or {"kind": target.spec.kind, **target.spec.model_dump()}
     importance = blank_out(loaded, encoded, target)
     words = ~np.isnan(importance)
-    rng = np.random.default_rng(len(evaluation.correlations.get(RANDOM, [[]])[0]))
     for name, method in methods.items():
         if name == RANDOM:
             chained = rng.random((loaded.num_layers, encoded.length, encoded.length))

@@ -426,12 +426,22 @@ def evaluate_neuron_descriptions(
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_tokens: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    activations_of: Callable[[list[str]], np.ndarray] | None = None,
 ) -> NeuronDescriptionEvaluation:
-    """Run the protocol (module docstring) on ``loaded``'s FFN neurons over the pooled ``datasets``."""
+    """Run the protocol (module docstring) on ``loaded``'s FFN neurons over the pooled ``datasets``.
+
+    ``activations_of(texts)``: the [sentence, layer, unit] maxima computed elsewhere (e.g. in shards on Ray
+    workers); by default :func:`sentence_activations` here.
+    """
     _check(exemplars, top, threshold, directions)
     concepts = concept_tags(datasets, label_names)
     start = clock()
-    activations = sentence_activations(loaded, concepts.texts, batch_size=batch_size, max_tokens=max_tokens)
+    if activations_of is None:
+        activations = sentence_activations(
+            loaded, concepts.texts, batch_size=batch_size, max_tokens=max_tokens
+        )
+    else:
+        activations = activations_of(concepts.texts)
     middle = clock()
     evaluation = evaluate_activations(
         activations,

@@ -35,6 +35,12 @@ class WordFeatures:
     def num_layers(self) -> int:
         return int(self.vectors[0].shape[0]) if self.vectors else 0
 
+    def extend(self, later: WordFeatures) -> None:
+        """Append ``later``'s sentences (a shard that follows in batch order), in place."""
+        self.sentences += later.sentences
+        self.vectors += later.vectors
+        self.skipped += later.skipped
+
     def report(self) -> dict:
         """How many sentences were used and why the others were not."""
         reasons: dict[str, int] = {}
@@ -51,9 +57,13 @@ def compute_word_features(
     batch_size: int = FEATURE_BATCH,
     progress: Progress | None = None,
 ) -> WordFeatures:
-    """Hidden states of all layers for each sentence, averaged over each word's subwords."""
+    """Hidden states of all layers for each sentence, averaged over each word's subwords.
+
+    Sentences run shortest first in batches of ``batch_size``; :func:`feature_order` is that order, so a
+    slice of it on whole batches (a shard) computes the same vectors as the whole run.
+    """
     features = WordFeatures([], [])
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
+    order = feature_order(sentences)
     for start in range(0, len(order), batch_size):
         batch = [sentences[i] for i in order[start : start + batch_size]]
         for sentence, vectors, reason in _batch_features(loaded, batch, max_tokens):
@@ -65,6 +75,11 @@ def compute_word_features(
         if progress:
             progress(min(start + batch_size, len(order)), len(order))
     return features
+
+
+def feature_order(sentences: Sequence[TreeSentence]) -> list[int]:
+    """The order :func:`compute_word_features` runs sentences in: by word count, ties in corpus order."""
+    return sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
 
 
 def encode_sentences(loaded: LoadedModel, batch: list[TreeSentence]) -> tuple[Any, list, list[int]]:

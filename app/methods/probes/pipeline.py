@@ -94,6 +94,9 @@ class Stages:
         return report
 
 
+FeatureSource = Callable[[LoadedModel, list[TreeSentence], int, Progress | None, Exclusive], WordFeatures]
+
+
 def word_features(
     loaded: LoadedModel,
     sentences: list[TreeSentence],
@@ -101,7 +104,7 @@ def word_features(
     progress: Progress | None,
     exclusive: Exclusive = no_exclusion,
 ) -> WordFeatures:
-    """Word vectors of all layers; the model is held (``exclusive``) only while it runs."""
+    """Word vectors of all layers, here; the model is held (``exclusive``) only while it runs."""
     with exclusive():
         return compute_word_features(loaded, sentences, max_tokens=max_tokens, progress=progress)
 
@@ -117,18 +120,19 @@ def train_probe_set(
     exclusive: Exclusive = no_exclusion,
     second: list[TreeSentence] | None = None,
     amnesic: AmnesicInputs | None = None,
+    features: FeatureSource = word_features,
 ) -> TrainedProbes:
     """Structural probes for each layer, evaluated on ``dev`` (and on the ``second`` treebank) with the chain
     baseline, the tree topological curves, and optionally the same probes on a randomly initialised copy of
-    the model (the control)."""
+    the model (the control). ``features`` computes the word vectors (elsewhere, e.g. on Ray workers)."""
     torch.set_flush_denormal(True)  # Adam's second moments of near-converged probes otherwise crawl on CPU
     stages = Stages(_stage_weights(options, second is not None), progress)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    train_features = word_features(loaded, train, max_tokens, stages.stage("train features"), exclusive)
-    dev_features = word_features(loaded, dev, max_tokens, stages.stage("dev features"), exclusive)
+    train_features = features(loaded, train, max_tokens, stages.stage("train features"), exclusive)
+    dev_features = features(loaded, dev, max_tokens, stages.stage("dev features"), exclusive)
     second_features = (
-        word_features(loaded, second, max_tokens, stages.stage("second features"), exclusive)
+        features(loaded, second, max_tokens, stages.stage("second features"), exclusive)
         if second is not None
         else None
     )
