@@ -282,6 +282,10 @@ def _corpus_jobs(tmp_path: Path, corpus: list[str]) -> list[tuple[str, dict]]:
     zero_shot = {"kind": "zero_shot", "labels": ["good", "bad"], "template": "it was {} ."}
     return [
         (
+            "index_neurons",
+            {"corpora": [{"name": "c", "path": str(texts)}], "k": K, "batch_size": BATCH, "directions": 12},
+        ),
+        (
             "eval_degradation",
             {
                 "data": str(labelled),
@@ -319,20 +323,25 @@ def _run_jobs(settings, loaded, jobs: list[tuple[str, dict]]) -> tuple[list[dict
             assert job.status_code == 202, job.text
             done = wait_for_job(client, job.json()["id"], timeout=300)
             assert done["status"] == "done", done
-            where = "probes" if kind == "train_probes" else "evaluations"
-            stored = client.get(f"/api/{where}/{done['result_id']}").json()
-            results.append(
-                _without_timings(stored["metrics"] if kind == "train_probes" else stored["summary"])
-            )
+            results.append(_without_timings(_stored_result(client, kind, done["result_id"])))
         engine = client.app.state.services.jobs.shards
     return results, (None if engine is None else engine.shards_done)
 
 
-def test_evaluations_and_probe_features_on_the_cluster_equal_the_single_process_run(
+def _stored_result(client, kind: str, result_id: str) -> dict:
+    if kind == "index_neurons":  # index and description: the neuron browser's first page and summary
+        page = client.get("/api/neurons", params={"limit": 100, "sort": "consistency"}).json()
+        return {"items": page["items"], "summary": page["description"]["summary"], "total": page["total"]}
+    if kind == "train_probes":
+        return client.get(f"/api/probes/{result_id}").json()["metrics"]
+    return client.get(f"/api/evaluations/{result_id}").json()["summary"]
+
+
+def test_every_corpus_job_on_the_cluster_equals_the_single_process_run(
     cluster, tmp_path, checkpoint_model, corpus
 ):
-    """The three evaluations and the probe job's word features, run in shards on the workers, give the
-    stored results of the single-process run (same thread count)."""
+    """Index + describe (its random directions' pass), the three evaluations and the probe job's word
+    features, run in shards on the workers, give the stored results of the single-process run."""
     jobs = _corpus_jobs(tmp_path, corpus)
     with _threads(1):
         here, none = _run_jobs(make_settings(tmp_path / "here"), checkpoint_model, jobs)

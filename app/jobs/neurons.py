@@ -12,6 +12,7 @@ from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome, ShardRunner
 from app.jobs.data_files import data_field
 from app.jobs.sharded_index import build_state_sharded
+from app.jobs.sharded_map import sharded_direction_scores
 from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import (
     DEFAULT_BATCH_SIZE,
@@ -208,6 +209,13 @@ def index_corpus(
     return store.finish(record.id, state)
 
 
+def _sharded_scores(context: JobContext) -> dict:
+    """With a Ray cluster, the random directions' corpus pass runs in shards on its workers."""
+    if context.shards is None:
+        return {}
+    return {"scores_of": sharded_direction_scores(context.shards, context.should_stop)}
+
+
 def run_describe_neurons(context: JobContext, params: DescribeNeuronsParams) -> JobOutcome:
     """Describe the neurons over finished indexes (all of the loaded model's, or the named corpora)."""
     with context.model.using_model() as loaded:
@@ -251,6 +259,7 @@ def _describe(context: JobContext, loaded: LoadedModel, params: DescribeNeuronsP
             seed=params.seed,
             batch_size=settings.neuron_batch_size,
             progress=context.progress,
+            **_sharded_scores(context),
         )
     set_id = context.stores.descriptions.save(
         run,

@@ -19,6 +19,8 @@ from app.jobs.contract import JobCancelled, ShardRunner
 from app.jobs.ray.tasks import MapShard
 from app.methods.callbacks import Exclusive, Progress, ShouldStop
 from app.methods.neurons.corpora import plan_batches
+from app.methods.neurons.descriptions import DirectionScores
+from app.methods.neurons.directions import direction_scores
 from app.methods.neurons.index import sentence_activations
 from app.methods.probes.features import FEATURE_BATCH, WordFeatures, compute_word_features, feature_order
 from app.methods.probes.pipeline import FeatureSource
@@ -73,6 +75,38 @@ def batch_shard_size(runner: ShardRunner, batch_size: int) -> int:
     return max(1, runner.shard_sentences // batch_size) * batch_size
 
 
+def in_batch_order(
+    runner: ShardRunner,
+    loaded: LoadedModel,
+    function: Callable[..., np.ndarray],
+    texts: list[str],
+    *,
+    options: dict[str, Any],
+    batch_size: int,
+    max_tokens: int | None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop = lambda: False,
+) -> np.ndarray:
+    """``function(loaded, texts, batch_size=, max_tokens=, **options)``, an array with a row per text that
+    runs its texts in :func:`plan_batches` order, computed in shards of that order (the same batches, so
+    the same numbers) and its rows put back in text order."""
+    order = plan_batches(loaded, texts, batch_size, max_tokens).order
+    parts = run_shards(
+        runner,
+        loaded,
+        function,
+        [texts[i] for i in order],
+        options={**options, "batch_size": batch_size, "max_tokens": max_tokens},
+        shard_size=batch_shard_size(runner, batch_size),
+        progress=progress,
+        should_stop=should_stop,
+    )
+    ordered = np.concatenate(parts)
+    result = np.empty_like(ordered)
+    result[order] = ordered
+    return result
+
+
 def sharded_activations(
     runner: ShardRunner,
     loaded: LoadedModel,
@@ -82,27 +116,38 @@ def sharded_activations(
     progress: Progress | None = None,
     should_stop: ShouldStop = lambda: False,
 ) -> Callable[[list[str]], np.ndarray]:
-    """``activations_of(texts)`` for the neuron evaluation: :func:`sentence_activations` in shards of its
-    own batch order (the same batches), the rows put back in text order."""
+    """``activations_of(texts)`` for the neuron evaluation: :func:`sentence_activations` in shards."""
+    return partial(
+        in_batch_order,
+        runner,
+        loaded,
+        sentence_activations,
+        options={},
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        progress=progress,
+        should_stop=should_stop,
+    )
 
-    def activations_of(texts: list[str]) -> np.ndarray:
-        order = plan_batches(loaded, texts, batch_size, max_tokens).order
-        parts = run_shards(
+
+def sharded_direction_scores(runner: ShardRunner, should_stop: ShouldStop) -> DirectionScores:
+    """The describe job's pass of the random directions over each corpus, in shards."""
+
+    def scores_of(
+        loaded: LoadedModel, sentences: list[str], directions: np.ndarray, layers: np.ndarray, batch_size: int
+    ) -> np.ndarray:
+        return in_batch_order(
             runner,
             loaded,
-            sentence_activations,
-            [texts[i] for i in order],
-            options={"batch_size": batch_size, "max_tokens": max_tokens},
-            shard_size=batch_shard_size(runner, batch_size),
-            progress=progress,
+            direction_scores,
+            sentences,
+            options={"directions": directions, "layers": layers},
+            batch_size=batch_size,
+            max_tokens=None,
             should_stop=should_stop,
         )
-        ordered = np.concatenate(parts)
-        result = np.empty_like(ordered)
-        result[order] = ordered
-        return result
 
-    return activations_of
+    return scores_of
 
 
 def sharded_features(runner: ShardRunner, should_stop: ShouldStop) -> FeatureSource:

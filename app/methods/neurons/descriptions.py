@@ -34,7 +34,7 @@ from app.methods.neurons.association import (
     split_sentences,
 )
 from app.methods.neurons.descriptors import DescriptorSet, discover_descriptors
-from app.methods.neurons.directions import direction_exemplars, random_directions
+from app.methods.neurons.directions import direction_scores, random_directions, top_sentences
 from app.methods.neurons.generators import DescriptorGenerator
 from app.modeling.loading import LoadedModel
 
@@ -79,6 +79,9 @@ class DescriptionRun:
     summary: dict = field(default_factory=dict)
 
 
+DirectionScores = Callable[[LoadedModel, list[str], np.ndarray, np.ndarray, int], np.ndarray]
+
+
 def describe_corpora(
     loaded: LoadedModel,
     corpora: list[CorpusExemplars],
@@ -88,8 +91,13 @@ def describe_corpora(
     seed: int = 0,
     batch_size: int = 32,
     progress: Progress | None = None,
+    scores_of: DirectionScores = direction_scores,
 ) -> DescriptionRun:
-    """Generate descriptors for every sentence, cluster them once, describe neurons and random directions."""
+    """Generate descriptors for every sentence, cluster them once, describe neurons and random directions.
+
+    ``scores_of``: the random directions' per-sentence maxima over a corpus (the one pass over every corpus
+    sentence), here by default or in shards elsewhere (:mod:`app.jobs.sharded_map`).
+    """
     union = [sentence for corpus in corpora for sentence in corpus.sentences]
     offsets = np.cumsum([0] + [len(corpus.sentences) for corpus in corpora])
     steps = len(union) + len(corpora) * 2
@@ -108,9 +116,8 @@ def describe_corpora(
         neuron_views.append(_describe_view(exemplars, offset, canonical, descriptor_set.tags, seed))
         if progress:
             progress(len(union) + 2 * number + 1, steps)
-        found = direction_exemplars(
-            loaded, corpus.sentences, vectors, direction_layers, exemplars.shape[1], batch_size
-        )
+        scores = scores_of(loaded, corpus.sentences, vectors, direction_layers, batch_size)
+        found = top_sentences(scores, exemplars.shape[1])
         direction_views.append(_describe_view(found, offset, canonical, descriptor_set.tags, seed))
         if progress:
             progress(len(union) + 2 * number + 2, steps)

@@ -30,16 +30,15 @@ def random_directions(loaded: LoadedModel, count: int, seed: int) -> tuple[np.nd
     return vectors, layers
 
 
-def direction_exemplars(
+def direction_scores(
     loaded: LoadedModel,
     sentences: list[str],
     directions: np.ndarray,
     layers: np.ndarray,
-    k: int,
     batch_size: int,
     max_tokens: int | None = None,
 ) -> np.ndarray:
-    """[direction, k] ids of the sentences where each direction reaches its highest values."""
+    """[sentence, direction] float32: each direction's highest value over each sentence's counted tokens."""
     plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     modules = ffn_modules(loaded)
     by_layer = {int(layer): np.flatnonzero(layers == layer) for layer in np.unique(layers)}
@@ -51,7 +50,12 @@ def direction_exemplars(
         rows = batch.sentence_ids.numpy()
         for layer, columns in by_layer.items():
             scores[np.ix_(rows, columns)] = found[layer].cpu().numpy()
-    top = np.argsort(-scores, axis=0, kind="stable")[: min(k, len(sentences))]  # [k, direction]
+    return scores
+
+
+def top_sentences(scores: np.ndarray, k: int) -> np.ndarray:
+    """[direction, k] ids of the sentences where each direction is highest (ties: the lower id first)."""
+    top = np.argsort(-scores, axis=0, kind="stable")[: min(k, scores.shape[0])]  # [k, direction]
     return top.T.astype(np.int64)
 
 
