@@ -353,3 +353,62 @@ def test_every_corpus_job_on_the_cluster_equals_the_single_process_run(
     assert none is None and shards >= 2 * len(jobs)  # every job ran in several shards on the cluster
     for (kind, _), mine, theirs in zip(jobs, here, on_ray, strict=True):
         assert mine == theirs, kind
+
+
+def test_the_cli_runs_an_index_on_the_cluster_with_ray(
+    cluster, tmp_path, checkpoint_model, corpus, single_process
+):
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.store.db import make_engine
+    from app.store.neurons import NeuronStore
+    from tests.conftest import sqlite_url
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    command = [
+        "neurons",
+        "index",
+        "--corpus",
+        f"c={path}",
+        "--ray",
+        cluster,
+        "-k",
+        str(K),
+        "--batch-size",
+        str(BATCH),
+    ]
+    command += ["--no-describe", "--model", checkpoint_model.source, "--database-url", sqlite_url(tmp_path)]
+    env = {"BERTSCOPE_RAY_SHARD_SENTENCES": str(SHARD), "BERTSCOPE_RAY_THREADS_PER_WORKER": "1"}
+    with _threads(1):
+        result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 0, result.output
+    store = NeuronStore(make_engine(sqlite_url(tmp_path)))
+    [info] = store.list_for_revision(checkpoint_model.revision)
+    _assert_byte_equal(store.load_state(info.id), single_process)
+
+
+def test_an_unreachable_cluster_is_a_clear_cli_error(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat\na dog\n", encoding="utf-8")
+    model = save_checkpoint(tmp_path / "model")
+    command = [
+        str(Path(sys.executable).parent / "bertscope"),
+        "neurons",
+        "index",
+        "--corpus",
+        f"c={corpus}",
+    ]
+    command += [
+        "--no-describe",
+        "--ray",
+        "127.0.0.1:1",
+        "--model",
+        str(model),
+        "--database-url",
+        f"sqlite:///{tmp_path}/s.db",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2
+    assert "error (ray_failed): Cannot reach the Ray cluster at '127.0.0.1:1'" in result.stderr

@@ -16,6 +16,7 @@ from app.cli.common import (
     load_configured_model,
     markdown_table,
     model_options,
+    ray_option,
     run_job_here,
 )
 from app.cli.datasets import datasets_group
@@ -141,6 +142,7 @@ def eval_group() -> None:
 
 
 @eval_group.command("mixing")
+@ray_option
 @job_options(EvalMixingParams)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
 @model_options
@@ -153,6 +155,7 @@ def eval_mixing(
 
 
 @eval_group.command("degradation")
+@ray_option
 @job_options(EvalDegradationParams, skip={"method_params"})
 @click.option("--param", "params", multiple=True, help="Method parameter METHOD.KEY=VALUE (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the summary JSON here.")
@@ -179,6 +182,7 @@ def eval_degradation(
 
 
 @eval_group.command("neurons")
+@ray_option
 @click.option("--dataset", "datasets", multiple=True, required=True, help="NAME=FILE labelled TSV/CSV/JSONL.")
 @click.option(
     "--label-names", "label_names", multiple=True, help="NAME=0:World,1:Sports,... (ag_news, sst2 known)."

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 
 def cli_settings(**overrides: Any) -> Settings:
+    context = click.get_current_context(silent=True)
+    if context is not None and "ray_address" in context.meta:  # given with --ray
+        overrides.setdefault("ray_address", context.meta["ray_address"])
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**given) if given else get_settings()
@@ -45,13 +48,19 @@ def model_options(command: Callable) -> Callable:
 
 
 def ray_option(command: Callable) -> Callable:
-    """--ray, for the corpus jobs: run their shards on a Ray cluster (or BERTSCOPE_RAY_ADDRESS)."""
+    """--ray, for the corpus jobs: run their shards on a Ray cluster (overrides BERTSCOPE_RAY_ADDRESS)."""
+
+    def remember(context: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value:
+            context.meta["ray_address"] = value
+
     return click.option(
         "--ray",
-        "ray_address",
         metavar="ADDRESS|local",
+        expose_value=False,
+        callback=remember,
         help="Run the work on a Ray cluster: its head's HOST:PORT, or 'local' to start one here "
-        "(default: BERTSCOPE_RAY_ADDRESS; unset: this process).",
+        "(default: BERTSCOPE_RAY_ADDRESS; unset: in this process).",
     )(command)
 
 

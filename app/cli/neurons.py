@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from app.cli.common import cli_settings, fail, load_configured_model, model_options, run_job_here
+from app.cli.common import cli_settings, fail, load_configured_model, model_options, ray_option, run_job_here
 from app.cli.params import given_params, job_options
 from app.errors import BertscopeError
 from app.jobs.neurons import DescribeNeuronsParams, IndexNeuronsParams
@@ -19,6 +19,7 @@ def neurons_group() -> None:
 
 
 @neurons_group.command("index")
+@ray_option
 @click.option(
     "--corpus", "corpora", multiple=True, required=True, help="NAME=FILE (repeat for several corpora)."
 )
@@ -58,6 +59,7 @@ def neurons_index(
 
 
 @neurons_group.command("describe")
+@ray_option
 @job_options(DescribeNeuronsParams, names={"corpora": ("--corpus", "--corpora")})
 @model_options
 def neurons_describe(model: str | None, device: str | None, database_url: str | None, **options: Any) -> None:

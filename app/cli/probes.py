@@ -14,6 +14,7 @@ from app.cli.common import (
     load_configured_model,
     markdown_table,
     model_options,
+    ray_option,
     run_job_here,
 )
 from app.cli.params import given_params, job_options
@@ -29,6 +30,7 @@ def probe_group() -> None:
 
 
 @probe_group.command("train")
+@ray_option
 @job_options(TrainProbesParams)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @model_options

@@ -13,6 +13,7 @@ as a single-process job would.
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ log = logging.getLogger("bertscope.ray")
 RETRIES = 3  # restarts of a lost worker, and reruns of each of its shards
 IN_FLIGHT = 2  # shards queued per worker: it starts the next while its last result travels
 POLL_S = 0.25  # how often should_stop() is asked while shards run
+CONNECT_TIMEOUT_S = 5.0
 
 
 class RayEngine:
@@ -55,8 +57,9 @@ class RayEngine:
             if self.address == "local":
                 ray.init(include_dashboard=False, **options)
             else:
+                _check_reachable(self.address)  # ray.init waits minutes for a head that is not there
                 ray.init(address=self.address, **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise RayWorkFailed(
                 f"Cannot reach the Ray cluster at {self.address!r} ({exc}). Start it (ray start --head) "
                 "or fix BERTSCOPE_RAY_ADDRESS / --ray."
@@ -127,6 +130,15 @@ class RayEngine:
         by_cpu = int(resources.get("CPU", 1) // self.threads)
         by_gpu = int(resources.get("GPU", 0) // gpus) if gpus > 0 else by_cpu
         return max(1, min(by_cpu, by_gpu))
+
+
+def _check_reachable(address: str) -> None:
+    """Raise ConnectionError unless something listens at the HOST:PORT of ``address`` (or ray://HOST:PORT)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, ray://HOST:PORT or 'local', got {address!r}")
+    with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+        pass
 
 
 def _source(loaded: LoadedModel) -> str:
