@@ -19,6 +19,8 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
 ARG TORCH_SPEC="torch==2.13.0"
+# extras installed with bertscope: "ray" lets the same image serve as the app and as Ray head or worker
+ARG EXTRAS=ray
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -45,7 +47,7 @@ COPY pyproject.toml README.md /src/
 COPY app/ /src/app/
 COPY templates/ /src/templates/
 COPY static/ /src/static/
-RUN pip install --no-cache-dir /src && rm -rf /src
+RUN pip install --no-cache-dir "/src[${EXTRAS}]" && rm -rf /src
 
 # Unprivileged runtime user (no fixed UID: ubuntu-based CUDA images already use 1000 for "ubuntu").
 RUN useradd --create-home --shell /usr/sbin/nologin bertscope

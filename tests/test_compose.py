@@ -89,9 +89,13 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
-@pytest.mark.parametrize("profile_args", [[], ["--profile", "gpu"]], ids=["default", "gpu-profile"])
+@pytest.mark.parametrize(
+    "profile_args",
+    [[], ["--profile", "gpu"], ["--profile", "ray"]],
+    ids=["default", "gpu-profile", "ray-profile"],
+)
 def test_docker_compose_config_is_valid(profile_args: list[str]) -> None:
-    """``docker compose config --quiet`` accepts the file, with and without the gpu profile."""
+    """``docker compose config --quiet`` accepts the file, with and without the gpu and ray profiles."""
     command, reason = _compose_command()
     if command is None:
         pytest.skip(f"cannot validate with docker compose: {reason}")
@@ -165,3 +169,24 @@ def test_dockerfile_basics() -> None:
     users = [a.split(":", 1)[0].strip() for kw, a in instructions if kw == "USER"]
     assert users, "Dockerfile never sets USER"
     assert users[-1] not in {"root", "0"}, f"final USER is {users[-1]!r}, expected a non-root user"
+
+
+def test_ray_profile_wires_the_app_to_a_cluster_of_the_same_image() -> None:
+    """Profile ray: a head, CPU and GPU workers and an app pointed at the head's client port, one image."""
+    services = _load_compose()["services"]
+    ray_services = {name for name, service in services.items() if service.get("profiles") == ["ray"]}
+    assert ray_services == {"ray-head", "ray-worker", "ray-worker-gpu", "app-ray"}
+    head, worker, gpu_worker, app = (
+        services[name] for name in ("ray-head", "ray-worker", "ray-worker-gpu", "app-ray")
+    )
+    assert "--head" in head["command"] and "--ray-client-server-port=10001" in head["command"]
+    for node in (worker, gpu_worker):
+        assert "--address=ray-head:6379" in node["command"] and node.get("shm_size")
+        assert node["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    assert "--num-gpus=1" in gpu_worker["command"] and gpu_worker["image"] == "bertscope:gpu"
+    assert worker["image"] == head["image"] == app["image"] == services["app"]["image"]
+    assert _environment(app)["BERTSCOPE_RAY_ADDRESS"] == "ray://ray-head:10001"
+    assert app["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    install = [args for keyword, args in _dockerfile_instructions() if keyword == "RUN" and "/src[" in args]
+    assert install and "${EXTRAS}" in install[0]
+    assert ("ARG", "EXTRAS=ray") in _dockerfile_instructions()

@@ -40,11 +40,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A Ray head on loopback with 2 CPUs, stopped (with every process it started) after the module."""
+def cluster_addresses() -> Iterator[tuple[str, str]]:
+    """A Ray head on loopback with 2 CPUs, stopped (with every process it started) after the module: its
+    GCS address (this process connects there) and its Ray Client address (as the compose app uses)."""
     import ray
 
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
     command = [
         str(Path(sys.executable).parent / "ray"),
@@ -52,6 +53,7 @@ def cluster() -> Iterator[str]:
         "--head",
         "--block",
         f"--port={port}",
+        f"--ray-client-server-port={client_port}",
         "--node-ip-address=127.0.0.1",
         "--num-cpus=2",
         "--num-gpus=0",
@@ -76,11 +78,16 @@ def cluster() -> Iterator[str]:
                 ) from None
             time.sleep(1)
     try:
-        yield address
+        yield address, f"ray://127.0.0.1:{client_port}"
     finally:
         ray.shutdown()
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(60)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_addresses) -> str:
+    return cluster_addresses[0]
 
 
 @pytest.fixture(scope="module")
@@ -355,35 +362,23 @@ def test_every_corpus_job_on_the_cluster_equals_the_single_process_run(
         assert mine == theirs, kind
 
 
-def test_the_cli_runs_an_index_on_the_cluster_with_ray(
-    cluster, tmp_path, checkpoint_model, corpus, single_process
+def test_the_cli_runs_an_index_through_the_ray_client_address(
+    cluster_addresses, tmp_path, checkpoint_model, corpus, single_process
 ):
-    from click.testing import CliRunner
-
-    from app.cli import main
+    """``bertscope neurons index --ray ray://HOST:PORT`` in its own process (a Ray Client driver, as the
+    compose app is) stores the single-process build."""
     from app.store.db import make_engine
     from app.store.neurons import NeuronStore
     from tests.conftest import sqlite_url
 
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(corpus) + "\n", encoding="utf-8")
-    command = [
-        "neurons",
-        "index",
-        "--corpus",
-        f"c={path}",
-        "--ray",
-        cluster,
-        "-k",
-        str(K),
-        "--batch-size",
-        str(BATCH),
-    ]
-    command += ["--no-describe", "--model", checkpoint_model.source, "--database-url", sqlite_url(tmp_path)]
-    env = {"BERTSCOPE_RAY_SHARD_SENTENCES": str(SHARD), "BERTSCOPE_RAY_THREADS_PER_WORKER": "1"}
-    with _threads(1):
-        result = CliRunner().invoke(main, command, env=env)
-    assert result.exit_code == 0, result.output
+    command = [str(Path(sys.executable).parent / "bertscope"), "neurons", "index", "--corpus", f"c={path}"]
+    command += ["--ray", cluster_addresses[1], "-k", str(K), "--batch-size", str(BATCH), "--no-describe"]
+    command += ["--model", checkpoint_model.source, "--database-url", sqlite_url(tmp_path)]
+    env = {**os.environ, "BERTSCOPE_RAY_SHARD_SENTENCES": str(SHARD), "BERTSCOPE_RAY_THREADS_PER_WORKER": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
     store = NeuronStore(make_engine(sqlite_url(tmp_path)))
     [info] = store.list_for_revision(checkpoint_model.revision)
     _assert_byte_equal(store.load_state(info.id), single_process)
