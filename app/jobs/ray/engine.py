@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ class RayEngine:
         self.shard_sentences = settings.ray_shard_sentences
         self.worker_pids: list[int] = []  # of the running job's workers (for status pages and tests)
         self.shards_done = 0  # shards this engine has had computed, over all jobs
+        self.start_seconds = 0.0  # how long the last job's workers took to start and load the model
 
     def connect(self) -> None:
         if ray.is_initialized():
@@ -104,9 +106,17 @@ class RayEngine:
         gpus = self.gpus if self.gpus is not None else (1.0 if loaded.device.type == "cuda" else 0.0)
         count = min(shards, self.workers or self._room(gpus))
         spec = WorkerSpec(_source(loaded), "cuda" if gpus > 0 else "cpu", _dtype(loaded), self.threads)
+        # thread pools sized before the worker imports torch and numba: an idle pool larger than the worker's
+        # CPUs spins, and two workers sharing a machine then run at a fifth of their speed
+        threads = str(self.threads)
         actor = ray.remote(ModelWorker).options(
-            num_cpus=self.threads, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES
+            num_cpus=self.threads,
+            num_gpus=gpus,
+            max_restarts=RETRIES,
+            max_task_retries=RETRIES,
+            runtime_env={"env_vars": {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}},
         )
+        started = time.perf_counter()
         workers = [actor.remote(spec) for _ in range(count)]
         try:
             identities = [self._get(worker.identity.remote()) for worker in workers]
@@ -117,6 +127,7 @@ class RayEngine:
                     f"{', '.join(wrong)}, server {loaded.revision}); give the workers the same model files."
                 )
             self.worker_pids = [pid for pid, _ in identities]
+            self.start_seconds = time.perf_counter() - started
             log.info("%d Ray worker(s) ready: pids %s", count, self.worker_pids)
             yield workers
         finally:
