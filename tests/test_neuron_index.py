@@ -302,6 +302,14 @@ def test_shards_of_one_plan_combine_into_the_whole_build(tiny_bert, cuts):
         plan.shard(1, 4)
 
 
+def test_the_digest_tells_byte_equal_states_apart(tiny_bert):
+    state = build_state(tiny_bert, CORPUS, k=K, batch_size=4)
+    again = IndexState.from_arrays(unpack(pack(state.to_arrays())))
+    assert again.digest() == state.digest() and len(state.digest()) == 64
+    again.total_squares[0, 0] = np.nextafter(again.total_squares[0, 0], np.inf)  # one ulp
+    assert again.digest() != state.digest()
+
+
 def test_quantised_sums_make_batch_order_irrelevant():
     sums = torch.tensor([0.1, 1 / 3, -2.5e-9, 12345.678], dtype=torch.float64)
     q = quantise(sums, SUM_QUANTUM)

@@ -382,6 +382,14 @@ def test_the_cli_runs_an_index_through_the_ray_client_address(
     store = NeuronStore(make_engine(sqlite_url(tmp_path)))
     [info] = store.list_for_revision(checkpoint_model.revision)
     _assert_byte_equal(store.load_state(info.id), single_process)
+    listed = subprocess.run(
+        [command[0], "neurons", "list", "--digest", "--model", checkpoint_model.source]
+        + ["--database-url", sqlite_url(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"sha256 {single_process.digest()}" in listed.stdout  # how a user compares two builds
 
 
 def test_an_unreachable_cluster_is_a_clear_cli_error(tmp_path):

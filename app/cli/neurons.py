@@ -75,8 +75,14 @@ def neurons_describe(model: str | None, device: str | None, database_url: str | 
 
 
 @neurons_group.command("list")
+@click.option(
+    "--digest",
+    is_flag=True,
+    help="Also print each finished index's SHA-256 (equal digests: byte-equal builds, e.g. with and without "
+    "--ray).",
+)
 @model_options
-def neurons_list(model: str | None, device: str | None, database_url: str | None) -> None:
+def neurons_list(model: str | None, device: str | None, database_url: str | None, digest: bool) -> None:
     """Neuron indexes and the latest description run of the configured model."""
     from app.store.db import make_engine
     from app.store.neuron_descriptions import DescriptionStore
@@ -93,9 +99,12 @@ def neurons_list(model: str | None, device: str | None, database_url: str | None
     if not indexes:
         click.echo(f"no neuron index for {loaded.name} @ {loaded.revision}")
     for info in indexes:
+        state_digest = ""
+        if digest and info.status == "done":
+            state_digest = "  sha256 " + NeuronStore(engine).load_state(info.id).digest()
         click.echo(
             f"{info.id}  {info.corpus:<16} {info.status:<9} "
-            f"{info.sentences_done}/{info.sentence_count} sentences k={info.k}"
+            f"{info.sentences_done}/{info.sentence_count} sentences k={info.k}{state_digest}"
         )
     if described:
         click.echo(json.dumps(described.summary, indent=2))

@@ -18,6 +18,7 @@ counts the rare large outliers. Special tokens ([CLS], [SEP], padding) are never
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +172,17 @@ class IndexState:
             **{name: getattr(self, name) for name in _ARRAYS},
             **{s: int(getattr(self, s)) for s in _SCALARS},
         }
+
+    def digest(self) -> str:
+        """SHA-256 of every scalar and array (dtype, shape, bytes): equal digests, byte-equal states."""
+        digest = hashlib.sha256()
+        for name in _SCALARS:
+            digest.update(f"{name}={int(getattr(self, name))};".encode())
+        for name in _ARRAYS:
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     @classmethod
     def from_arrays(cls, data: dict[str, Any]) -> IndexState:
