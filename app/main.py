@@ -17,7 +17,7 @@ from starlette.routing import Match, Mount
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.api import analyses, datasets, jobs, model, neurons, pages, probes
+from app.api import analyses, datasets, dictionaries, jobs, model, neurons, pages, probes
 from app.api.admin import admin_mode
 from app.api.assets import asset_dir
 from app.api.fair_share import ClientConcurrencyLimit
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(probes.router)
+    app.include_router(dictionaries.router)
     app.include_router(neurons.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

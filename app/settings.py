@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="On first serve, index and describe the two shipped corpora (sample, wikipedia) together "
         "in the background when the loaded model has no neuron index.",
     )
+    max_dictionary_bytes: int = Field(
+        2 * 1024**3,
+        ge=1024**2,
+        description="Largest sparse-autoencoder training state (weights, gradients and Adam's moments) a "
+        "dictionary job may allocate; a wider dictionary is refused before training, naming its estimate.",
+    )
     ray_address: str | None = Field(
         None,
         description="Ray cluster that runs the corpus jobs (index, describe, evaluations, probe features): "

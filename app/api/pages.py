@@ -191,9 +191,13 @@ PROBE_EXAMPLES = 6
 @router.get("/neurons", response_class=HTMLResponse)
 def neurons_page(request: Request) -> HTMLResponse:
     """Browse neurons: search descriptors, filter by layer and label, sort, page through 40k neurons."""
-    layers = get_services(request).runner.num_layers
-    spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons")}
-    return render(request, "neurons.html", {"spec": spec})
+    services = get_services(request)
+    layers = services.runner.num_layers
+    spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons", "train_dictionary")}
+    dictionaries = [
+        d.describe() for d in services.stores.dictionaries.list_for_revision(services.runner.revision)
+    ]
+    return render(request, "neurons.html", {"spec": spec, "dictionaries": dictionaries})
 
 
 @router.get("/neurons/{layer}/{unit}", response_class=HTMLResponse)

@@ -20,6 +20,7 @@ from app.cli.common import (
     run_job_here,
 )
 from app.cli.datasets import datasets_group
+from app.cli.features import features_group
 from app.cli.neurons import neurons_group
 from app.cli.params import given_params, job_options
 from app.cli.probes import probe_group
@@ -341,6 +342,7 @@ def model_command(model: str | None, device: str | None, as_json: bool) -> None:
 main.add_command(probe_group)
 main.add_command(neurons_group)
 main.add_command(datasets_group)
+main.add_command(features_group)
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ from app.jobs.evaluations import (
     run_eval_mixing,
     run_eval_neurons,
 )
+from app.jobs.features import TrainDictionaryParams, run_train_dictionary
 from app.jobs.finetune import FinetuneParams, run_finetune_classifier
 from app.jobs.heads import FitHeadParams, run_fit_head
 from app.jobs.model import LoadModelParams, run_load_model
@@ -32,6 +33,7 @@ JOBS: dict[str, JobKind] = {
     "describe_neurons": JobKind(DescribeNeuronsParams, run_describe_neurons, "Describe neurons"),
     "eval_neurons": JobKind(EvalNeuronsParams, run_eval_neurons, "Evaluate neuron descriptions"),
     "train_probes": JobKind(TrainProbesParams, run_train_probes, "Train structural probes"),
+    "train_dictionary": JobKind(TrainDictionaryParams, run_train_dictionary, "Train a dictionary (SAE)"),
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation, "Degradation test"),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing, "Mixing faithfulness"),
     "fit_head": JobKind(FitHeadParams, run_fit_head, "Fit a classification head"),

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from app.store.analyses import AnalysisStore
 from app.store.datasets import DatasetStore
+from app.store.dictionaries import DictionaryStore
 from app.store.heads import HeadStore
 from app.store.neuron_descriptions import DescriptionStore
 from app.store.neurons import NeuronStore
@@ -28,6 +29,7 @@ class Stores:
     neurons: NeuronStore
     descriptions: DescriptionStore
     datasets: DatasetStore
+    dictionaries: DictionaryStore
 
     @classmethod
     def on(cls, engine: Engine) -> Stores:
@@ -40,4 +42,5 @@ class Stores:
             neurons=NeuronStore(engine),
             descriptions=DescriptionStore(engine),
             datasets=DatasetStore(engine),
+            dictionaries=DictionaryStore(engine),
         )

@@ -291,3 +291,26 @@ class DatasetChunkRow(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DictionaryRow(Base):
+    """A sparse-autoencoder dictionary of one layer and site (weights + held-out metrics); while it trains,
+    its resumable checkpoint (status ``training``, never listed)."""
+
+    __tablename__ = "dictionaries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    model_revision: Mapped[str] = mapped_column(String(64), index=True)
+    layer: Mapped[int] = mapped_column(Integer)
+    site: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON)
+    params_key: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    metrics: Mapped[dict] = mapped_column(JSON)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    checkpoint: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -138,7 +138,7 @@ export function setupNeuronBrowser(spec) {
 function setupIndexJobs(schemas, reload, showError) {
   const board = jobBoard({
     tbody: document.querySelector("#jobs-table tbody"),
-    kinds: ["index_neurons", "describe_neurons"],
+    kinds: ["index_neurons", "describe_neurons", "train_dictionary"],
     interval: 1500,
     onSettled: () => reload(),
     onError: (error) => showError(error.message),
