@@ -47,7 +47,20 @@ def _numpy_fvu(weights: dict, x: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_train_list_download_and_recompute(client, tmp_path, tiny_bert):
+    from tests.treebanks import write_treebank
+
     _index(client, tmp_path)
+    probes = {
+        "treebank": str(write_treebank(tmp_path / "train.conllu", count=16)),
+        "dev": str(write_treebank(tmp_path / "dev.conllu")),
+        "layers": [1],
+        "rank": 8,
+        "max_epochs": 2,
+        "topological_epochs": 1,
+    }
+    job = client.post("/api/jobs", json={"kind": "train_probes", "params": probes}).json()
+    trained = wait_for_job(client, job["id"])
+    assert trained["status"] == "done", trained
     done = _train(client)
     assert done["status"] == "done", done
     [listed] = client.get("/api/dictionaries").json()
@@ -55,6 +68,9 @@ def test_train_list_download_and_recompute(client, tmp_path, tiny_bert):
     metrics = listed["metrics"]
     assert 0 <= metrics["fvu"] < 1.5 and 0 < metrics["l0"] <= 4 and metrics["tokens_seen"] > 0
     assert metrics["splice"]["sentences"] == 12 and 0 <= metrics["splice"]["prediction_agreement"] <= 1
+    probe = metrics["probe"]  # the probe set's layer-1 UUAS on its dev treebank, with and without the splice
+    assert probe["probe_set"] == trained["result_id"]
+    assert probe["sentences"] > 0 and 0 <= probe["uuas"] <= 1 and 0 <= probe["uuas_spliced"] <= 1
     archive = client.get(f"/api/dictionaries/{listed['id']}/weights.npz")
     assert archive.status_code == 200
     weights = dict(np.load(io.BytesIO(archive.content)))
@@ -73,6 +89,18 @@ def test_train_list_download_and_recompute(client, tmp_path, tiny_bert):
     page = client.get("/neurons").text
     assert 'id="dictionary-table"' in page and listed["name"] in page
     assert 'data-kind="train_dictionary"' in page
+
+
+@pytest.mark.slow
+def test_an_ffn_dictionary_says_why_it_has_no_probe_cost(client, tmp_path, tiny_bert):
+    _index(client, tmp_path)
+    done = _train(client, site="ffn", layer=0, steps=10)
+    assert done["status"] == "done", done
+    [listed] = client.get("/api/dictionaries").json()
+    assert listed["metrics"]["probe"] == {
+        "skipped": "structural probes read the residual stream; this dictionary reads the FFN"
+    }
+    assert listed["width"] == 2 * tiny_bert.num_units and listed["site"] == "ffn"
 
 
 @pytest.mark.slow

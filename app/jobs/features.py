@@ -26,12 +26,15 @@ from app.methods.features.sae import (
     start_training,
     train_sae,
 )
-from app.methods.features.splice import splice_cost
+from app.methods.features.splice import probe_cost, splice_cost
 from app.methods.probes.pipeline import Stages
+from app.methods.probes.probe_maps import ProbeWeights
+from app.methods.probes.treebank import read_conllu
 from app.modeling.loading import LoadedModel
 
 HELDOUT_TOKENS = 50_000  # held-out activations kept for the metrics
 SPLICE_SENTENCES = 100  # held-out sentences run with the reconstruction spliced in
+PROBE_SENTENCES = 300  # dev treebank sentences the probe's UUAS is measured on, with and without
 INIT_TOKENS = 4096  # activations that set the input scale and b_pre
 
 
@@ -112,12 +115,30 @@ def run_train_dictionary(context: JobContext, params: TrainDictionaryParams) -> 
                 heldout[:SPLICE_SENTENCES],
                 context.model.max_tokens,
             )
+            metrics["probe"] = _probe_cost(context, loaded, state, params)
         stages.stage("evaluate")(1, 1)
     finished = FeatureDictionary.from_sae(
         state.sae, **{**_fields(shell), "metrics": {**metrics, "width": width, "dimension": dimension}}
     )
     store.save(finished, key)
     return JobOutcome(result_id=finished.id)
+
+
+def _probe_cost(
+    context: JobContext, loaded: LoadedModel, state: TrainingState, params: TrainDictionaryParams
+) -> dict:
+    """The newest probe set with a probe at this layer: its UUAS on its dev treebank, with and without the
+    splice (residual site only; otherwise, or with no such probe set, the reason why not)."""
+    if params.site != "residual":
+        return {"skipped": "structural probes read the residual stream; this dictionary reads the FFN"}
+    found = [p for p in context.stores.probes.list_for_revision(loaded.revision) if params.layer in p.layers]
+    if not found:
+        return {"skipped": f"no probe set of the loaded model has a probe at layer {params.layer}"}
+    probes = found[0]
+    sentences = read_conllu(context.data_path(probes.params["dev"]), PROBE_SENTENCES)
+    weights = ProbeWeights(probes.layers, probes.distance, probes.depth)
+    cost = probe_cost(loaded, state.sae, params.layer, weights, sentences, context.model.max_tokens)
+    return {"probe_set": probes.id, "probe_set_name": probes.name, **cost}
 
 
 def _check_fits(params: TrainDictionaryParams, dimension: int, width: int, budget: int) -> None:
