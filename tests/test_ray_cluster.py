@@ -82,7 +82,11 @@ def cluster_addresses() -> Iterator[tuple[str, str]]:
     finally:
         ray.shutdown()
         os.killpg(head.pid, signal.SIGTERM)
-        head.wait(60)
+        try:
+            head.wait(10)
+        except subprocess.TimeoutExpired:  # a graceful stop can take half a minute: the test is over
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(30)
 
 
 @pytest.fixture(scope="module")
