@@ -143,3 +143,30 @@ def test_cancel_mid_training_keeps_nothing(client, tmp_path):
     engine = client.app.state.services.stores.engine
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(DictionaryRow)) == 0
+
+
+@pytest.mark.slow
+def test_the_neuron_evaluation_runs_on_a_dictionarys_features(client, tmp_path):
+    _index(client, tmp_path)
+    assert _train(client)["status"] == "done"
+    [dictionary] = client.get("/api/dictionaries").json()
+    words = (tmp_path / "c.txt").read_text().splitlines()
+    labelled = tmp_path / "labelled.tsv"
+    rows = [(text, int("cat" in text.split()[:3])) for text in words]
+    labelled.write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows), encoding="utf-8"
+    )
+    params = {"datasets": [{"name": "d", "path": str(labelled)}], "exemplars": 5, "basis": "features"}
+    job = client.post("/api/jobs", json={"kind": "eval_neurons", "params": params})
+    done = wait_for_job(client, job.json()["id"], timeout=120)
+    assert done["status"] == "done", done
+    summary = client.get(f"/api/evaluations/{done['result_id']}").json()["summary"]
+    assert summary["dictionary"]["id"] == dictionary["id"] and summary["params"]["basis"] == "features"
+    assert summary["counts"]["neurons"] == dictionary["width"]  # one unit per feature
+    labels = [row[0] for row in summary["table"]["rows"]]
+    assert labels[0] == "features" and "random_directions" in labels and "neurons" not in labels
+    missing = client.post(
+        "/api/jobs", json={"kind": "eval_neurons", "params": {**params, "dictionary": "no-such-dictionary"}}
+    )
+    failed = wait_for_job(client, missing.json()["id"])
+    assert failed["status"] == "failed" and "No dictionary 'no-such-dictionary'" in failed["message"]

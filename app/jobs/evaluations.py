@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,6 +18,7 @@ from app.methods import METHODS
 from app.methods.evaluation.degradation import Mode, Order, evaluate_degradation
 from app.methods.evaluation.mixing_faithfulness import RANDOM, Row, evaluate_mixing
 from app.methods.evaluation.texts import read_labelled, read_texts
+from app.methods.features.activations import feature_maxima
 from app.modeling.loading import LoadedModel
 from app.modeling.targets import HeadLookup, HeadTarget, LinearHead, TargetSpec
 
@@ -251,6 +253,12 @@ class EvalNeuronsParams(BaseModel):
         None, ge=0, le=100_000, description="Random directions (default: one per unit)."
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
+    basis: Literal["neurons", "features"] = Field(
+        "neurons", description="Units to evaluate: FFN neurons, or the features of a trained dictionary."
+    )
+    dictionary: str | None = Field(
+        None, max_length=200, description="Dictionary id or name for basis 'features' (default: the newest)."
+    )
 
 
 def _held_unless_sharded(context: JobContext) -> AbstractContextManager[object]:
@@ -271,8 +279,18 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
             names[spec.name] = spec.label_names
     context.progress(0, 1)
     with context.model.using_model() as loaded, _held_unless_sharded(context):
-        sharded = None
-        if context.shards is not None:
+        sharded, basis = None, params.basis
+        if params.basis == "features":
+            dictionary = context.stores.dictionaries.find(params.dictionary, loaded.revision)
+            sharded = partial(
+                feature_maxima,
+                loaded,
+                dictionary.sae(),
+                dictionary.layer,
+                dictionary.site,
+                batch_size=context.settings.neuron_batch_size,
+            )
+        elif context.shards is not None:
             sharded = sharded_activations(
                 context.shards,
                 loaded,
@@ -292,10 +310,15 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
             directions=params.directions,
             batch_size=context.settings.neuron_batch_size,
             activations_of=sharded,
+            basis=basis,
         )
     context.progress(1, 1)
     summary = evaluation.summary()
     summary["table"] = evaluation.table()
     summary["examples"] = sum(len(texts) for _, texts, _ in datasets)
     summary["skipped"] = 0
+    if params.basis == "features":
+        summary["dictionary"] = {
+            key: dictionary.describe()[key] for key in ("id", "name", "layer", "site", "width", "k")
+        }
     return JobOutcome("neurons", summary)

@@ -335,7 +335,7 @@ class NeuronDescriptionEvaluation:
         top = self.params["top"]
         columns = ["units", "scope", "evaluated", "fraction_with_truth", f"precision@{top}", f"recall@{top}"]
         rows = []
-        for label, scores in ((NEURONS, self.neurons), (RANDOM, self.random)):
+        for label, scores in ((self.params.get("basis", NEURONS), self.neurons), (RANDOM, self.random)):
             if scores is None:
                 continue
             scopes = {"all": None, **self._dataset_keep()}
@@ -368,10 +368,15 @@ def evaluate_activations(
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
     directions: int | None = None,
+    basis: str = NEURONS,
+    control_space: np.ndarray | None = None,
 ) -> NeuronDescriptionEvaluation:
     """The protocol on given ``activations`` [sentence, layer, unit] (rows match ``concepts.texts``).
 
-    ``directions`` random directions per layer for the control (None = as many as units, 0 = none).
+    ``directions`` random directions per layer for the control (None = as many as units, 0 = none), drawn in
+    the space of ``control_space`` [sentence, layer, dimension] (default: ``activations`` themselves; for
+    dictionary features, the layer's own activations, so the control is a random direction of that layer).
+    ``basis`` names the units in the table ("neurons", "features").
     """
     _check(exemplars, top, threshold, directions)
     activations = np.asarray(activations)
@@ -379,7 +384,8 @@ def evaluate_activations(
         raise InvalidInput("activations must be [sentence, layer, unit] with one row per sentence.")
     kept = np.flatnonzero(~np.isnan(activations).any(axis=(1, 2)))  # no NaN: a non-special token
     dropped = activations.shape[0] - len(kept)
-    activations, concepts = activations[kept], concepts.subset(kept)
+    space = activations if control_space is None else np.asarray(control_space)
+    activations, space, concepts = activations[kept], space[kept], concepts.subset(kept)
     calibration, heldout = split_sentences(len(kept), seed)
     layers, units = activations.shape[1:]
     options = {"exemplars": exemplars, "threshold": threshold, "alpha": alpha}
@@ -387,9 +393,9 @@ def evaluate_activations(
     count = units if directions is None else directions
     random = None
     if count:
-        projected = random_directions(activations, count, seed).reshape(len(kept), -1)
+        projected = random_directions(space, count, seed).reshape(len(kept), -1)
         random = score_units(projected, concepts, calibration, heldout, **options)
-    params = {"top": top, "directions": count, "seed": seed, **options}
+    params = {"top": top, "directions": count, "seed": seed, "basis": basis, **options}
     counts = {
         "sentences": len(kept),
         "dropped_sentences": dropped,
@@ -426,12 +432,14 @@ def evaluate_neuron_descriptions(
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_tokens: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
-    activations_of: Callable[[list[str]], np.ndarray] | None = None,
+    activations_of: Callable[[list[str]], np.ndarray | tuple[np.ndarray, np.ndarray]] | None = None,
+    basis: str = NEURONS,
 ) -> NeuronDescriptionEvaluation:
     """Run the protocol (module docstring) on ``loaded``'s FFN neurons over the pooled ``datasets``.
 
     ``activations_of(texts)``: the [sentence, layer, unit] maxima computed elsewhere (e.g. in shards on Ray
-    workers); by default :func:`sentence_activations` here.
+    workers); by default :func:`sentence_activations` here. It may return a pair (units, control space), as
+    for dictionary features (``basis="features"``): random directions are then drawn in the second.
     """
     _check(exemplars, top, threshold, directions)
     concepts = concept_tags(datasets, label_names)
@@ -442,6 +450,9 @@ def evaluate_neuron_descriptions(
         )
     else:
         activations = activations_of(concepts.texts)
+    space = None
+    if isinstance(activations, tuple):  # (units, the space random directions are drawn in)
+        activations, space = activations
     middle = clock()
     evaluation = evaluate_activations(
         activations,
@@ -451,6 +462,8 @@ def evaluate_neuron_descriptions(
         threshold=threshold,
         seed=seed,
         directions=directions,
+        basis=basis,
+        control_space=space,
     )
     evaluation.params["model"] = loaded.name
     evaluation.seconds = {"activations": middle - start, "scoring": clock() - middle}

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from app.errors import InvalidInput
 from app.methods.callbacks import Exclusive, no_exclusion
+from app.methods.features.sae import TopKSae
 from app.methods.neurons.corpora import plan_batches
 from app.methods.neurons.index import run_encoder
 from app.modeling.hooks import capture
@@ -70,3 +72,35 @@ def activation_chunks(
             run_encoder(loaded, batch)
             values = captured["x"][batch.valid.to(loaded.device)].float().cpu()
         yield values
+
+
+@torch.no_grad()
+def feature_maxima(
+    loaded: LoadedModel,
+    sae: TopKSae,
+    layer: int,
+    site: Site,
+    sentences: list[str],
+    *,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence, each feature's highest code [sentence, 1, latent] and each dimension's highest value of
+    the layer itself [sentence, 1, d] (the space random directions are drawn in), over counted tokens; NaN
+    for a sentence with none. The features' counterpart of the neurons' ``sentence_activations``."""
+    module = site_module(loaded, layer, site)
+    plan = plan_batches(loaded, sentences, batch_size, max_tokens)
+    sae = sae.to(loaded.device)
+    codes = np.full((len(sentences), 1, sae.width), np.nan, dtype=np.float32)
+    raw = np.full((len(sentences), 1, site_dimension(loaded, site)), np.nan, dtype=np.float32)
+    for batch in plan.batches():
+        with torch.inference_mode(), capture({"x": module}) as captured:
+            run_encoder(loaded, batch)
+        x = captured["x"].float()  # [batch, token, d]
+        valid = batch.valid.to(loaded.device)[..., None]
+        z = sae.encode(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:2], sae.width)
+        rows = batch.sentence_ids.numpy()
+        for target, values in ((codes, z), (raw, x)):
+            top = values.masked_fill(~valid, float("-inf")).amax(dim=1).cpu().numpy()  # [batch, width]
+            target[rows, 0] = np.where(np.isneginf(top), np.nan, top)
+    return codes, raw
