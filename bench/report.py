@@ -75,16 +75,18 @@ def write_report(
     notes: Sequence[str] = (),
     device: str = "cpu",
     directory: Path = REPORTS,
+    script: str | None = None,
 ) -> Path:
     """Write ``docs/benchmarks/<name>.md``: provenance line, ``setup``, the tables, then ``notes``.
 
     ``setup`` says what was measured (model, data, repeats); the machine, date and command line are added
     here, so every file states where its figures came from.
     """
-    command = " ".join(["python -m", f"bench.{name}", *sys.argv[1:]])
+    script = script or name  # the bench script, when one script writes several files
+    command = " ".join(["python -m", f"bench.{script}", *sys.argv[1:]])
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     parts = [
-        f"<!-- written by `python -m bench.{name}` (bench/report.py): rerun it, do not edit by hand -->",
+        f"<!-- written by `python -m bench.{script}` (bench/report.py): rerun it, do not edit by hand -->",
         f"Measured {today} on {machine(device)}: `{command}`. {setup}",
         *[table.markdown() for table in tables],
         *notes,

@@ -13,7 +13,7 @@ from app.api.admin import admin_mode
 from app.api.assets import PLOTLY_JS, asset_dir
 from app.api.deps import get_services
 from app.data import shipped_data
-from app.errors import NotFound
+from app.errors import NotFound, StoreUnavailable
 from app.jobs.registry import JOBS
 from app.methods import METHODS
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
@@ -194,9 +194,11 @@ def neurons_page(request: Request) -> HTMLResponse:
     services = get_services(request)
     layers = services.runner.num_layers
     spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons", "train_dictionary")}
-    dictionaries = [
-        d.describe() for d in services.stores.dictionaries.list_for_revision(services.runner.revision)
-    ]
+    try:  # the page itself works without the database (its data comes through the API)
+        stored = services.stores.dictionaries.list_for_revision(services.runner.revision)
+        dictionaries: list[dict[str, Any]] | None = [dictionary.describe() for dictionary in stored]
+    except StoreUnavailable:
+        dictionaries = None
     return render(request, "neurons.html", {"spec": spec, "dictionaries": dictionaries})
 
 
