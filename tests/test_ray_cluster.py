@@ -62,9 +62,13 @@ def cluster_addresses() -> Iterator[tuple[str, str]]:
         "--object-store-memory=150000000",
         f"--temp-dir={temp}",
     ]
-    head = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # a loopback cluster of the test's own: no token authentication (Ray turns it on once any earlier
+    # local cluster of this user left a token in ~/.ray), for the head, this driver and the CLI subprocesses
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    log = Path(temp) / "head.log"  # a file, not a pipe: a pipe nobody reads would block the head
+    with log.open("wb") as output:
+        head = subprocess.Popen(command, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -73,9 +77,8 @@ def cluster_addresses() -> Iterator[tuple[str, str]]:
             break
         except (ConnectionError, RuntimeError):
             if head.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"ray head did not start: {head.stderr.read().decode()[-2000:]}"
-                ) from None
+                os.killpg(head.pid, signal.SIGKILL)
+                raise AssertionError(f"ray head did not start: {log.read_text()[-2000:]}") from None
             time.sleep(1)
     try:
         yield address, f"ray://127.0.0.1:{client_port}"
@@ -87,6 +90,10 @@ def cluster_addresses() -> Iterator[tuple[str, str]]:
         except subprocess.TimeoutExpired:  # a graceful stop can take half a minute: the test is over
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(30)
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 @pytest.fixture(scope="module")
