@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api", tags=["features"])
 def list_dictionaries(services: Services = Depends(use_services)) -> list[dict[str, Any]]:
     """Finished dictionaries of the loaded weights, newest first (a training in progress is not listed)."""
     revision = services.runner.revision
-    return [dictionary.describe() for dictionary in services.stores.dictionaries.list_for_revision(revision)]
+    return services.stores.dictionaries.descriptions(revision)
 
 
 @router.get("/dictionaries/{dictionary_id}", responses=ERRORS)

@@ -195,8 +195,9 @@ def neurons_page(request: Request) -> HTMLResponse:
     layers = services.runner.num_layers
     spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons", "train_dictionary")}
     try:  # the page itself works without the database (its data comes through the API)
-        stored = services.stores.dictionaries.list_for_revision(services.runner.revision)
-        dictionaries: list[dict[str, Any]] | None = [dictionary.describe() for dictionary in stored]
+        dictionaries: list[dict[str, Any]] | None = services.stores.dictionaries.descriptions(
+            services.runner.revision
+        )
     except StoreUnavailable:
         dictionaries = None
     return render(request, "neurons.html", {"spec": spec, "dictionaries": dictionaries})

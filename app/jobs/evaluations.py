@@ -318,7 +318,6 @@ def run_eval_neurons(context: JobContext, params: EvalNeuronsParams) -> JobOutco
     summary["examples"] = sum(len(texts) for _, texts, _ in datasets)
     summary["skipped"] = 0
     if params.basis == "features":
-        summary["dictionary"] = {
-            key: dictionary.describe()[key] for key in ("id", "name", "layer", "site", "width", "k")
-        }
+        described = dictionary.describe()
+        summary["dictionary"] = {key: described[key] for key in ("id", "name", "layer", "site", "width", "k")}
     return JobOutcome("neurons", summary)

@@ -4,10 +4,11 @@ deleted when it is cancelled, replaced by the finished dictionary in one transac
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.orm import defer
 
 from app.errors import NotFound
-from app.methods.features.dictionary import ARRAYS, FeatureDictionary
+from app.methods.features.dictionary import ARRAYS, FeatureDictionary, description
 from app.store.codec import pack, unpack
 from app.store.revisioned import RevisionedStore
 from app.store.tables import DictionaryRow
@@ -20,18 +21,36 @@ class DictionaryStore(RevisionedStore[FeatureDictionary]):
     what = "dictionary"
 
     def list_for_revision(self, revision: str) -> list[FeatureDictionary]:
-        return [d for d in super().list_for_revision(revision) if d.metrics.get("status") != "training"]
+        """Finished dictionaries of a revision, with their weights, newest first."""
+        with self._session() as session:
+            return [self._record(row) for row in session.scalars(self._finished(revision))]
+
+    def descriptions(self, revision: str) -> list[dict]:
+        """What the API and pages list, without reading any weights (megabytes per dictionary)."""
+        query = self._finished(revision).options(
+            defer(DictionaryRow.weights), defer(DictionaryRow.checkpoint)
+        )
+        with self._session() as session:
+            return [description(row, row.width) for row in session.scalars(query)]
+
+    def _finished(self, revision: str) -> Select:
+        return (
+            select(DictionaryRow)
+            .where(DictionaryRow.model_revision == revision, DictionaryRow.status == "done")
+            .order_by(DictionaryRow.created_at.desc())
+        )
 
     def find(self, key: str | None, revision: str) -> FeatureDictionary:
         """A finished dictionary by id or name (newest of that name), or the newest when ``key`` is None."""
-        found = [d for d in self.list_for_revision(revision) if key in (None, d.id, d.name)]
-        if not found:
+        matches = [] if key is None else [or_(DictionaryRow.id == key, DictionaryRow.name == key)]
+        found = self._newest(revision, DictionaryRow.status == "done", *matches)
+        if found is None:
             what = f"dictionary {key!r}" if key else "trained dictionary"
             raise NotFound(
                 f"No {what} for the loaded model: train one with 'bertscope features train' or from the "
                 "Neurons page."
             )
-        return found[0]
+        return found
 
     def checkpoint(self, revision: str, params_key: str) -> tuple[str, bytes] | None:
         """The id and checkpoint of an unfinished training of these params, if one was left."""

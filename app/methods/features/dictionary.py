@@ -14,6 +14,16 @@ from app.methods.features.sae import TopKSae
 ARRAYS = ("encoder", "encoder_bias", "decoder", "pre_bias")
 
 
+def description(record: object, width: int) -> dict:
+    """The API's view of a dictionary, from a record or a stored row (whose weights need not be read)."""
+    fields = ("id", "name", "model_name", "model_revision", "layer", "site", "k", "params", "metrics")
+    return {
+        **{name: getattr(record, name) for name in fields},
+        "width": width,
+        "created_at": record.created_at.isoformat(),  # type: ignore[attr-defined]
+    }
+
+
 @dataclass
 class FeatureDictionary:
     """TopK SAE weights (numpy, float32) for activations at (layer, site) of one model revision."""
@@ -40,19 +50,7 @@ class FeatureDictionary:
 
     def describe(self) -> dict:
         """What the API and pages show: identity, where it reads, width, k, params and held-out metrics."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "model_name": self.model_name,
-            "model_revision": self.model_revision,
-            "layer": self.layer,
-            "site": self.site,
-            "width": self.width,
-            "k": self.k,
-            "params": self.params,
-            "metrics": self.metrics,
-            "created_at": self.created_at.isoformat(),
-        }
+        return description(self, self.width)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in ARRAYS} | {"scale": np.array(self.scale)}
