@@ -8,7 +8,7 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +42,7 @@ class TrainDictionaryParams(BaseModel):
     """Train a TopK sparse autoencoder (Gao et al. 2024) on one layer's activations over indexed corpora."""
 
     model_config = ConfigDict(extra="forbid")
-    corpora: list[str] = Field(
+    corpora: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         min_length=1, max_length=MAX_CORPORA, description="Indexed corpus names whose sentences it trains on."
     )
     layer: int = Field(ge=0, le=200, description="Layer (residual: 0 = embeddings; ffn: 0 = first block).")
