@@ -31,7 +31,7 @@ PAGES = {
         "load_model",
     ],
     "/probes": ["train_probes"],
-    "/neurons": ["index_neurons", "train_dictionary"],
+    "/neurons": ["index_neurons", "train_dictionary", "index_features"],
 }
 FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S)
 

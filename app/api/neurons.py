@@ -26,12 +26,19 @@ def list_neurons(
     sort: Literal["score", "consistency", "layer"] = Query("score"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
+    basis: str = Query(
+        "neurons",
+        max_length=100,
+        description="neurons, features:<dictionary id>, random:neurons or random:features:<dictionary id>.",
+    ),
     services: Services = Depends(use_services),
 ) -> dict[str, Any]:
-    """One page of neurons with their best descriptors, consistency labels and the run's summary."""
+    """One page of units (neurons, a dictionary's features or random directions) with their best
+    descriptors, consistency labels, and the summaries that compare the three."""
     return neuron_page(
         services.runner,
         services.stores,
+        basis=basis,
         layer=layer,
         query=q,
         label=label,

@@ -18,6 +18,7 @@ from app.jobs.registry import JOBS
 from app.methods import METHODS
 from app.services.analysis_views import analysis_figures, compare_figures, compared_analyses, method_json
 from app.services.availability import availability_now
+from app.services.unit_bases import browsable_bases, find_dictionary
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -190,14 +191,20 @@ PROBE_EXAMPLES = 6
 
 @router.get("/neurons", response_class=HTMLResponse)
 def neurons_page(request: Request) -> HTMLResponse:
-    """Browse neurons: search descriptors, filter by layer and label, sort, page through 40k neurons."""
+    """Browse neurons, a dictionary's features or random directions: search descriptors, filter by layer
+    and label, sort, page through tens of thousands of units."""
     services = get_services(request)
     layers = services.runner.num_layers
-    spec = {"page": "neurons", "layers": layers, "jobs": job_forms("index_neurons", "train_dictionary")}
+    spec = {
+        "page": "neurons",
+        "layers": layers,
+        "jobs": job_forms("index_neurons", "train_dictionary", "index_features"),
+        "bases": [{"key": "neurons", "label": "neurons (FFN, every layer)"}],
+    }
     try:  # the page itself works without the database (its data comes through the API)
-        dictionaries: list[dict[str, Any]] | None = services.stores.dictionaries.descriptions(
-            services.runner.revision
-        )
+        revision = services.runner.revision
+        dictionaries: list[dict[str, Any]] | None = services.stores.dictionaries.descriptions(revision)
+        spec["bases"] = browsable_bases(services.stores, revision)
     except StoreUnavailable:
         dictionaries = None
     return render(request, "neurons.html", {"spec": spec, "dictionaries": dictionaries})
@@ -213,6 +220,22 @@ def neuron_view(layer: int, unit: int, request: Request) -> HTMLResponse:
             f"No neuron {layer}/{unit}: the loaded model has layers 0-{layers - 1} and units 0-{units - 1}."
         )
     return render(request, "neuron.html", {"spec": {"page": "neuron", "layer": layer, "unit": unit}})
+
+
+@router.get("/features/{dictionary_id}/{feature}", response_class=HTMLResponse)
+def feature_view(dictionary_id: str, feature: int, request: Request) -> HTMLResponse:
+    """One feature of a dictionary: the neuron page's evidence, plus its decoder direction's neighbours."""
+    services = get_services(request)
+    spec: dict[str, Any] = {"page": "feature", "dictionary": dictionary_id, "unit": feature, "layer": None}
+    try:
+        dictionary = find_dictionary(services.stores, services.runner.revision, dictionary_id)
+    except StoreUnavailable:
+        dictionary = None  # the page still opens; its data comes through the API, which says what is wrong
+    if dictionary is not None:
+        if not 0 <= feature < dictionary["width"]:
+            raise NotFound(f"Dictionary {dictionary['name']!r} has features 0-{dictionary['width'] - 1}.")
+        spec |= {"layer": dictionary["layer"], "name": dictionary["name"], "site": dictionary["site"]}
+    return render(request, "feature.html", {"spec": spec})
 
 
 @router.get("/probes", response_class=HTMLResponse)

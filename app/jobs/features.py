@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Annotated, Literal
 
 import torch
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
 from app.jobs.contract import JobCancelled, JobContext, JobOutcome
+from app.jobs.feature_index import IndexFeaturesParams, run_index_features
 from app.jobs.neurons import MAX_CORPORA
 from app.methods.features.activations import activation_chunks, site_dimension, site_module
 from app.methods.features.dictionary import FeatureDictionary
@@ -55,6 +57,9 @@ class TrainDictionaryParams(BaseModel):
     heldout_every: int = Field(10, ge=2, le=1000, description="Every n-th sentence is held out for metrics.")
     max_sentences: int | None = Field(None, ge=10, description="Use at most this many sentences per corpus.")
     name: str | None = Field(None, max_length=200, description="Name (default: layer, site and width).")
+    index_features: bool = Field(
+        True, description="Then index and describe its features over the same corpora (to browse them)."
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same result).")
 
 
@@ -76,7 +81,10 @@ def run_train_dictionary(context: JobContext, params: TrainDictionaryParams) -> 
             learning_rate=params.learning_rate,
             seed=params.seed,
         )
-        stages = Stages({"train": params.steps, "evaluate": max(1, params.steps // 10)}, context.progress)
+        weights = {"train": params.steps, "evaluate": max(1, params.steps // 10)}
+        if params.index_features:
+            weights["features"] = max(1, params.steps // 4)
+        stages = Stages(weights, context.progress)
         chunks = _chunks(context, loaded, params)
         resumed = store.checkpoint(loaded.revision, key)
         state = _resume(resumed[1], options) if resumed else start_training(_sample(chunks(train)), options)
@@ -121,6 +129,9 @@ def run_train_dictionary(context: JobContext, params: TrainDictionaryParams) -> 
         state.sae, **{**_fields(shell), "metrics": {**metrics, "width": width, "dimension": dimension}}
     )
     store.save(finished, key)
+    if params.index_features:
+        features = IndexFeaturesParams(dictionary=finished.id, corpora=params.corpora, seed=params.seed)
+        run_index_features(replace(context, progress=stages.stage("features")), features)
     return JobOutcome(result_id=finished.id)
 
 

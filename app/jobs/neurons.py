@@ -25,6 +25,7 @@ from app.methods.neurons.directions import DEFAULT_DIRECTIONS
 from app.methods.neurons.generators import make_generator
 from app.methods.neurons.index import DEFAULT_CHECKPOINT_EVERY, build_state
 from app.methods.neurons.stats import DEFAULT_K
+from app.methods.neurons.units import NEURONS, UnitBasis
 from app.methods.probes.pipeline import Stages
 from app.modeling.loading import LoadedModel
 from app.store.neurons import NeuronIndexInfo, NeuronStore
@@ -177,20 +178,32 @@ def index_corpus(
     exclusive: Exclusive = no_exclusion,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     runner: ShardRunner | None = None,
+    basis: UnitBasis = NEURONS,
 ) -> NeuronIndexInfo:
-    """Build (or resume, or just return when already done) the stored index of one corpus.
+    """Build (or resume, or just return when already done) the stored index of one corpus over ``basis``.
 
     A stopped build leaves a checkpoint and status ``building``; calling again continues from it. The model
     is held (``exclusive``) per batch only: never while the store writes. With a ``runner`` (a Ray cluster)
-    the batches run on its workers and the result is the same state (:mod:`app.jobs.sharded_index`).
+    the batches of a neuron index run on its workers and the result is the same state
+    (:mod:`app.jobs.sharded_index`); other bases build here.
     """
     max_tokens = resolve_max_tokens(loaded, max_tokens)
     record, state = store.start_or_resume(
-        loaded.name, loaded.revision, corpus_name, source, sentences, k=k, max_tokens=max_tokens
+        loaded.name,
+        loaded.revision,
+        corpus_name,
+        source,
+        sentences,
+        k=k,
+        max_tokens=max_tokens,
+        basis=basis.key,
     )
     if record.status == "done":
         return record
-    build = build_state if runner is None else partial(build_state_sharded, runner=runner)
+    if runner is None or basis is not NEURONS:
+        build = partial(build_state, basis=basis)
+    else:
+        build = partial(build_state_sharded, runner=runner)
     state = build(
         loaded,
         sentences,
@@ -219,20 +232,26 @@ def _sharded_scores(context: JobContext) -> dict:
 def run_describe_neurons(context: JobContext, params: DescribeNeuronsParams) -> JobOutcome:
     """Describe the neurons over finished indexes (all of the loaded model's, or the named corpora)."""
     with context.model.using_model() as loaded:
-        return _describe(context, loaded, params)
+        return describe_basis(context, loaded, params)
 
 
-def _describe(context: JobContext, loaded: LoadedModel, params: DescribeNeuronsParams) -> JobOutcome:
+def describe_basis(
+    context: JobContext, loaded: LoadedModel, params: DescribeNeuronsParams, basis: UnitBasis = NEURONS
+) -> JobOutcome:
+    """Describe the units of ``basis`` over its finished indexes, beside random directions in its space."""
     neurons = context.stores.neurons
-    indexes = [info for info in neurons.list_for_revision(loaded.revision) if info.status == "done"]
+    indexes = [
+        info for info in neurons.list_for_revision(loaded.revision, basis.key) if info.status == "done"
+    ]
+    what = "neuron index" if basis is NEURONS else f"index of {basis.key}"
     if params.corpora:
         found = {info.corpus: info for info in indexes}
         missing = [name for name in params.corpora if name not in found]
         if missing:
-            raise InvalidInput(f"No finished neuron index for corpus {', '.join(missing)}; index it first.")
+            raise InvalidInput(f"No finished {what} for corpus {', '.join(missing)}; index it first.")
         indexes = [found[name] for name in params.corpora]
     if not indexes:
-        raise InvalidInput("No finished neuron index for the loaded model; index a corpus first.")
+        raise InvalidInput(f"No finished {what} for the loaded model; index a corpus first.")
     corpora = []
     for info in indexes:
         state = neurons.load_state(info.id)
@@ -259,7 +278,8 @@ def _describe(context: JobContext, loaded: LoadedModel, params: DescribeNeuronsP
             seed=params.seed,
             batch_size=settings.neuron_batch_size,
             progress=context.progress,
-            **_sharded_scores(context),
+            basis=basis,
+            **(_sharded_scores(context) if basis is NEURONS else {}),
         )
     set_id = context.stores.descriptions.save(
         run,

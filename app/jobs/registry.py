@@ -16,6 +16,7 @@ from app.jobs.evaluations import (
     run_eval_mixing,
     run_eval_neurons,
 )
+from app.jobs.feature_index import IndexFeaturesParams, run_index_features
 from app.jobs.features import TrainDictionaryParams, run_train_dictionary
 from app.jobs.finetune import FinetuneParams, run_finetune_classifier
 from app.jobs.heads import FitHeadParams, run_fit_head
@@ -34,6 +35,7 @@ JOBS: dict[str, JobKind] = {
     "eval_neurons": JobKind(EvalNeuronsParams, run_eval_neurons, "Evaluate neuron descriptions"),
     "train_probes": JobKind(TrainProbesParams, run_train_probes, "Train structural probes"),
     "train_dictionary": JobKind(TrainDictionaryParams, run_train_dictionary, "Train a dictionary (SAE)"),
+    "index_features": JobKind(IndexFeaturesParams, run_index_features, "Index and describe features"),
     "eval_degradation": JobKind(EvalDegradationParams, run_eval_degradation, "Degradation test"),
     "eval_mixing": JobKind(EvalMixingParams, run_eval_mixing, "Mixing faithfulness"),
     "fit_head": JobKind(FitHeadParams, run_fit_head, "Fit a classification head"),

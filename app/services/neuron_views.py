@@ -11,8 +11,11 @@ import torch
 
 from app.errors import InvalidInput
 from app.figures.neuron_histogram import histogram_figure
+from app.methods.features.basis import feature_basis_key
 from app.methods.neurons.index import token_activations
+from app.methods.neurons.units import NEURONS_KEY
 from app.services.runner import Runner
+from app.services.unit_bases import BrowsedBasis, resolve_basis, unit_basis
 from app.store.analyses import StoredAnalysis
 from app.store.stores import Stores
 
@@ -31,30 +34,83 @@ def neuron_page(
     sort: str,
     limit: int,
     offset: int,
+    basis: str = NEURONS_KEY,
 ) -> dict[str, Any]:
-    """One page of the neuron browser: described neurons when a description run exists, else index stats."""
+    """One page of the browser over ``basis`` (neurons, a dictionary's features or random directions):
+    described units when a description run exists, else index statistics; with the runs' summaries that
+    compare neurons, features and random directions side by side."""
     revision = runner.revision
-    if layer is not None and not 0 <= layer < runner.num_layers:
-        raise InvalidInput(f"layer must be between 0 and {runner.num_layers - 1} (got {layer}).")
-    indexes = [info.to_json() for info in stores.neurons.list_for_revision(revision)]
-    described = stores.descriptions.latest(revision)
+    browsed = resolve_basis(stores, revision, basis)
+    residual = browsed.dictionary is not None and browsed.dictionary["site"] == "residual"
+    top = runner.num_layers if residual else runner.num_layers - 1  # the residual stream has L + 1 layers
+    if layer is not None and not 0 <= layer <= top:
+        raise InvalidInput(f"layer must be between 0 and {top} (got {layer}).")
+    common = {"basis": browsed.to_json(), "comparison": comparison(stores, revision, browsed)}
+    indexes = [info.to_json() for info in stores.neurons.list_for_revision(revision, browsed.index_basis)]
+    slot = _slot(browsed, layer)
+    if slot == -1:  # a dictionary's units all sit at its own layer
+        return {"total": 0, "items": [], "description": None, "indexes": indexes, **common}
+    described = browsed.described
     if described is not None:
         total, items = stores.descriptions.page(
-            described.id, layer=layer, query=query, label=label, sort=sort, limit=limit, offset=offset
+            described.id, layer=slot, query=query, label=label, sort=sort, limit=limit, offset=offset
         )
         labels = described.descriptor_set.get("labels", [])
         for item in items:
             item["descriptors"] = _named(item["descriptors"], labels)
             item["match"] = _best_match(item["descriptors"], query) if query else None
-        return {"total": total, "items": items, "description": described.to_json(), "indexes": indexes}
+            _locate(browsed, item)
+        return {
+            "total": total,
+            "items": items,
+            "description": described.to_json(),
+            "indexes": indexes,
+            **common,
+        }
     done = [info for info in indexes if info["status"] == "done"]
     if query or label:
-        raise InvalidInput("No neuron descriptions exist yet: describe the indexed corpora before searching.")
-    if not done:
-        return {"total": 0, "items": [], "description": None, "indexes": indexes}
-    page = stores.neurons.neurons_page(done[0]["id"], layer=layer, sort="max", limit=limit, offset=offset)
-    items = [dataclasses.asdict(item) for item in page.items]
-    return {"total": page.total, "items": items, "description": None, "indexes": indexes}
+        raise InvalidInput(
+            "No descriptions of these units exist yet: describe the indexed corpora before searching."
+        )
+    if not done or browsed.kind == "random":
+        return {"total": 0, "items": [], "description": None, "indexes": indexes, **common}
+    page = stores.neurons.neurons_page(done[0]["id"], layer=slot, sort="max", limit=limit, offset=offset)
+    items = [_locate(browsed, dataclasses.asdict(item)) for item in page.items]
+    return {"total": page.total, "items": items, "description": None, "indexes": indexes, **common}
+
+
+def _slot(browsed: BrowsedBasis, layer: int | None) -> int | None:
+    """The stored slot of a model layer filter: the layer itself for neurons; 0 for a dictionary's layer
+    and -1 (nothing) for any other."""
+    if layer is None or browsed.dictionary is None:
+        return layer
+    return 0 if layer == browsed.dictionary["layer"] else -1
+
+
+def _locate(browsed: BrowsedBasis, item: dict[str, Any]) -> dict[str, Any]:
+    """Add a unit's display name, model layer and page link (none for random directions)."""
+    item["name"] = browsed.unit_name(item["layer"], item["unit"])
+    item["url"] = browsed.unit_url(item["layer"], item["unit"])
+    item["model_layer"] = browsed.layer_of(item["layer"])
+    return item
+
+
+def comparison(stores: Stores, revision: str, browsed: BrowsedBasis) -> dict[str, Any]:
+    """The summaries of the newest neuron run and of the newest feature run (of the browsed dictionary,
+    else of the newest dictionary described): neurons, features and random directions side by side."""
+    neurons = stores.descriptions.latest(revision)
+    candidates = [browsed.dictionary] if browsed.dictionary else stores.dictionaries.descriptions(revision)
+    features, dictionary = None, None
+    for candidate in candidates:
+        features = stores.descriptions.latest(revision, basis=feature_basis_key(candidate["id"]))
+        if features is not None:
+            dictionary = candidate
+            break
+    return {
+        "neurons": neurons.summary if neurons else None,
+        "features": features.summary if features else None,
+        "dictionary": dictionary,
+    }
 
 
 def _best_match(descriptors: dict[str, list[dict]], query: str) -> dict[str, Any] | None:
@@ -81,15 +137,30 @@ def _named(descriptors: dict[str, list[list]], labels: list[str]) -> dict[str, l
 
 
 def neuron_detail(
-    runner: Runner, stores: Stores, layer: int, unit: int, shaded: int = SHADED_EXEMPLARS
+    runner: Runner,
+    stores: Stores,
+    layer: int,
+    unit: int,
+    shaded: int = SHADED_EXEMPLARS,
+    basis: str = NEURONS_KEY,
 ) -> dict[str, Any]:
-    """Everything about one neuron: per corpus exemplars (with token activations), stats, histogram,
-    descriptors and stability; across corpora its consistency and label."""
+    """Everything about one unit of ``basis`` (a neuron, or a feature at slot 0): per corpus exemplars
+    (with token activations), stats, histogram, descriptors and stability; across corpora its consistency
+    and label."""
     revision = runner.revision
-    indexes = [info for info in stores.neurons.list_for_revision(revision) if info.status == "done"]
+    browsed = resolve_basis(stores, revision, basis)
+    if browsed.kind == "random":
+        raise InvalidInput("Random directions have no page of their own: browse them on the Neurons page.")
+    indexes = [
+        info
+        for info in stores.neurons.list_for_revision(revision, browsed.index_basis)
+        if info.status == "done"
+    ]
     if not indexes:
-        raise InvalidInput("No neuron index exists for the loaded model yet; index a corpus first.")
-    described = stores.descriptions.latest(revision)
+        raise InvalidInput(
+            f"No index of {browsed.index_basis} exists for the loaded model yet; index a corpus first."
+        )
+    described = browsed.described
     row = stores.descriptions.neuron(described.id, layer, unit) if described else None
     labels = described.descriptor_set.get("labels", []) if described else []
     run_order = (
@@ -100,11 +171,13 @@ def neuron_detail(
     in_run = set(described.corpora) if described else set()
     # the described corpora first, in the run's order; then the others
     indexes.sort(key=lambda info: (info.corpus not in in_run, run_order.get(info.corpus, len(run_order))))
+    units = unit_basis(stores, revision, browsed.index_basis)
     corpora = []
     for info in indexes:
         detail = stores.neurons.neuron(info.id, layer, unit)
         exemplars = [dataclasses.asdict(item) for item in detail.exemplars]
-        _shade(runner, exemplars[:shaded], layer, unit, info.max_tokens)
+        with runner.exclusive() as loaded:
+            _shade(loaded, exemplars[:shaded], layer, unit, info.max_tokens, units)
         _name_tokens(runner, exemplars[shaded:], info.max_tokens)
         corpora.append(
             {
@@ -131,8 +204,10 @@ def neuron_detail(
             }
         )
     return {
-        "layer": layer,
+        "layer": browsed.layer_of(layer),
         "unit": unit,
+        "name": browsed.unit_name(layer, unit),
+        "basis": browsed.to_json(),
         "model": runner.describe_model(),
         "label": row["label"] if row else None,
         "consistency": row["consistency"] if row else None,
@@ -165,13 +240,12 @@ def _name_tokens(runner: Runner, exemplars: list[dict], max_tokens: int) -> None
         item["token"] = row[item["position"]] if 0 <= item["position"] < len(row) else None
 
 
-def _shade(runner: Runner, exemplars: list[dict], layer: int, unit: int, max_tokens: int) -> None:
-    """Attach tokens and this neuron's activation on each token to the first exemplars (one forward)."""
+def _shade(loaded: Any, exemplars: list[dict], layer: int, unit: int, max_tokens: int, basis: Any) -> None:
+    """Attach tokens and this unit's activation on each token to the first exemplars (one forward)."""
     unique = list(dict.fromkeys(item["sentence"] for item in exemplars))
     if not unique:
         return
-    with runner.exclusive() as loaded:
-        rows = token_activations(loaded, unique, layer, unit, max_tokens=max_tokens)
+    rows = token_activations(loaded, unique, layer, unit, max_tokens=max_tokens, basis=basis)
     by_text = dict(zip(unique, rows, strict=True))
     for item in exemplars:
         row = by_text[item["sentence"]]

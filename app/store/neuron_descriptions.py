@@ -6,7 +6,9 @@
   detail as JSON.
 - ``neuron_descriptor_scores``: per neuron and descriptor its best score over the corpora (lower-case label),
   so that a search ``q`` finds and ranks 40k neurons in SQL by their score *for the matching descriptor*.
-A run is written in one transaction: a crash leaves either the whole run or nothing.
+A run is written in one transaction: a crash leaves either the whole run or nothing. A run describes one
+basis of units (``neurons`` or ``features:<dictionary id>``); its random directions are kept as a set of
+their own, basis ``random-directions:<run id>`` (layer = the direction's layer, unit = its number).
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from sqlalchemy import and_, case, func, insert, select
 
 from app.errors import InvalidInput
 from app.ids import new_id
-from app.methods.neurons.descriptions import DescriptionRun
+from app.methods.neurons.descriptions import Described, DescriptionRun
+from app.methods.neurons.units import NEURONS_KEY
 from app.store.revisioned import RevisionedStore
 from app.store.tables import DescriptionRow, DescriptionSetRow, DescriptorScoreRow
 
 MAX_PAGE = 500
 SORTS = ("score", "consistency", "layer")
+RANDOM_PREFIX = "random-directions:"
+
+
+def random_basis(set_id: str) -> str:
+    """The basis under which the random directions of run ``set_id`` are stored."""
+    return f"{RANDOM_PREFIX}{set_id}"
 
 
 @dataclass
@@ -39,6 +48,7 @@ class DescriptionSet:
     summary: dict
     params: dict
     created_at: datetime
+    basis: str = NEURONS_KEY
 
     def to_json(self, with_descriptors: bool = False) -> dict[str, Any]:
         body = {key: value for key, value in self.__dict__.items() if key != "descriptor_set"}
@@ -78,56 +88,56 @@ class DescriptionStore(RevisionedStore[DescriptionSet]):
             row.summary,
             row.params,
             row.created_at,
+            row.basis,
         )
 
     def _missing(self, record_id: str) -> str:
         return f"No neuron description run {record_id!r}."
 
+    def latest(
+        self, revision: str, key: str | None = None, basis: str = NEURONS_KEY
+    ) -> DescriptionSet | None:
+        """The newest run of this revision over ``basis`` (default: the neurons); with ``key``, that run."""
+        where = [DescriptionSetRow.basis == basis]
+        if key:
+            where.append(DescriptionSetRow.id == key)
+        return self._newest(revision, *where)
+
     def save(
         self, run: DescriptionRun, model_name: str, revision: str, corpora: dict[str, str], params: dict
     ) -> str:
+        """Store the run and its random directions in one transaction; returns the run's id."""
         set_id = new_id()
         labels = run.descriptor_set.labels
-        rows, scores = [], []
-        for number, item in enumerate(run.neurons):
-            best = max(
-                (entry for entries in item.descriptors.values() for entry in entries[:1]),
-                key=lambda entry: entry[1],
-                default=None,
-            )
-            rows.append(
-                {
-                    "set_id": set_id,
-                    "layer": number // run.num_units,
-                    "unit": number % run.num_units,
-                    "label": item.label,
-                    "consistency": item.consistency,
-                    "best_score": None if best is None else float(best[1]),
-                    "best_descriptor": None if best is None else labels[best[0]][:200],
-                    "detail": {
-                        "descriptors": item.descriptors,
-                        "stability": item.stability,
-                        "token_overlap": item.token_overlap,
-                    },
-                }
-            )
-            scores.extend(_score_rows(set_id, rows[-1], labels))
+        units = [(number // run.num_units, number % run.num_units) for number in range(len(run.neurons))]
+        rows, scores = _rows(set_id, run.neurons, units, labels)
+        random_id = new_id()
+        directions = [(int(layer), number) for number, layer in enumerate(run.direction_layers)]
+        random_rows, random_scores = _rows(random_id, run.randoms, directions, labels)
+        common = {
+            "model_name": model_name,
+            "model_revision": revision,
+            "corpora": corpora,
+            "descriptor_set": run.descriptor_set.to_dict(),
+            "params": params,
+        }
         with self._session(write=True) as session:
+            session.add(DescriptionSetRow(id=set_id, basis=run.basis, summary=run.summary, **common))
             session.add(
                 DescriptionSetRow(
-                    id=set_id,
-                    model_name=model_name,
-                    model_revision=revision,
-                    corpora=corpora,
-                    descriptor_set=run.descriptor_set.to_dict(),
-                    summary=run.summary,
-                    params=params,
+                    id=random_id,
+                    basis=random_basis(set_id),
+                    summary=run.summary["random_directions"],
+                    **common,
                 )
             )
             session.flush()
-            session.execute(insert(DescriptionRow), rows)
-            if scores:
-                session.execute(insert(DescriptorScoreRow), scores)
+            for table, values in (
+                (DescriptionRow, rows + random_rows),
+                (DescriptorScoreRow, scores + random_scores),
+            ):
+                if values:
+                    session.execute(insert(table), values)
         return set_id
 
     def neuron(self, set_id: str, layer: int, unit: int) -> dict[str, Any] | None:
@@ -201,6 +211,37 @@ class DescriptionStore(RevisionedStore[DescriptionSet]):
             total = session.scalar(counting.where(*where))
             items = [_neuron(row) for row in session.scalars(statement)]
         return int(total or 0), items
+
+
+def _rows(
+    set_id: str, items: list[Described], units: list[tuple[int, int]], labels: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The description rows of ``items`` (at ``units``: (layer, unit) each) and their descriptor scores."""
+    rows, scores = [], []
+    for (layer, unit), item in zip(units, items, strict=True):
+        best = max(
+            (entry for entries in item.descriptors.values() for entry in entries[:1]),
+            key=lambda entry: entry[1],
+            default=None,
+        )
+        rows.append(
+            {
+                "set_id": set_id,
+                "layer": layer,
+                "unit": unit,
+                "label": item.label,
+                "consistency": item.consistency,
+                "best_score": None if best is None else float(best[1]),
+                "best_descriptor": None if best is None else labels[best[0]][:200],
+                "detail": {
+                    "descriptors": item.descriptors,
+                    "stability": item.stability,
+                    "token_overlap": item.token_overlap,
+                },
+            }
+        )
+        scores.extend(_score_rows(set_id, rows[-1], labels))
+    return rows, scores
 
 
 def _score_rows(set_id: str, row: dict[str, Any], labels: list[str]) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ class NeuronIndexInfo:
     params: dict
     created_at: datetime
     updated_at: datetime
+    basis: str = "neurons"  # what the index counts (app.methods.neurons.units)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ from app.methods.neurons.stats import (
     IndexState,
     histogram_edges,
 )
+from app.methods.neurons.units import NEURONS_KEY
 from app.store.codec import FAST_LEVEL, pack, unpack
 from app.store.neuron_records import Exemplar, NeuronDetail, NeuronIndexInfo, NeuronPage, NeuronSummary
 from app.store.revisioned import RevisionedStore
@@ -56,7 +57,8 @@ def _summary(row: NeuronSummaryRow) -> NeuronSummary:
 
 
 class NeuronStore(RevisionedStore[NeuronIndexInfo]):
-    """Save, resume, browse and delete neuron activation indexes (one per revision and corpus name)."""
+    """Save, resume, browse and delete activation indexes (one per revision, corpus name and basis: the
+    neurons, or a dictionary's features)."""
 
     table = NeuronIndexRow
     what = "neuron index"
@@ -82,6 +84,7 @@ class NeuronStore(RevisionedStore[NeuronIndexInfo]):
         *,
         k: int,
         max_tokens: int,
+        basis: str = NEURONS_KEY,
     ) -> tuple[NeuronIndexInfo, IndexState | None]:
         """The index of (revision, corpus) to build: a new one, or an unfinished one with its checkpoint.
 
@@ -91,14 +94,14 @@ class NeuronStore(RevisionedStore[NeuronIndexInfo]):
         validate_corpus_name(corpus)
         fingerprint = corpus_hash(sentences)
         settings = (fingerprint, k, max_tokens)
-        existing = self.find(model_revision, corpus)
+        existing = self.find(model_revision, corpus, basis)
         if existing is not None and (existing.corpus_hash, existing.k, existing.max_tokens) == settings:
             state = None if existing.status == DONE else self._checkpoint(existing)
             return existing, state
         if existing is not None and existing.status == DONE:
             raise InvalidInput(
-                f"An index of corpus {corpus!r} for this model already exists (id {existing.id}) with other "
-                "sentences or settings; delete it first or choose another corpus name."
+                f"An index of corpus {corpus!r} ({basis}) for this model already exists (id {existing.id}) "
+                "with other sentences or settings; delete it first or choose another corpus name."
             )
         if existing is not None:
             self.delete(existing.id)
@@ -116,6 +119,7 @@ class NeuronStore(RevisionedStore[NeuronIndexInfo]):
             num_layers=0,
             num_units=0,
             status=BUILDING,
+            basis=basis,
             sentences_done=0,
             tokens=0,
             params={"histogram": {"low": HISTOGRAM_LOW, "width": HISTOGRAM_WIDTH, "bins": HISTOGRAM_BINS}},
@@ -129,7 +133,7 @@ class NeuronStore(RevisionedStore[NeuronIndexInfo]):
                 ]
                 session.execute(insert(NeuronSentenceRow), rows)
         except IntegrityError:  # another process started the same index meanwhile: use it
-            found = self.find(model_revision, corpus)
+            found = self.find(model_revision, corpus, basis)
             if found is None:
                 raise
             return found, self._checkpoint(found)
@@ -177,9 +181,19 @@ class NeuronStore(RevisionedStore[NeuronIndexInfo]):
         if changed.rowcount == 0:
             raise NotFound(f"No neuron index {index_id!r} (was it deleted while building?).")
 
-    def find(self, model_revision: str, corpus: str) -> NeuronIndexInfo | None:
-        """The index of this corpus name built for this revision, if any."""
-        return self._newest(model_revision, NeuronIndexRow.corpus == corpus)
+    def find(self, model_revision: str, corpus: str, basis: str = NEURONS_KEY) -> NeuronIndexInfo | None:
+        """The index of this corpus name and basis built for this revision, if any."""
+        return self._newest(model_revision, NeuronIndexRow.corpus == corpus, NeuronIndexRow.basis == basis)
+
+    def list_for_revision(self, revision: str, basis: str = NEURONS_KEY) -> list[NeuronIndexInfo]:
+        """The indexes of this revision over ``basis`` (default: the neurons), by corpus name."""
+        query = (
+            select(NeuronIndexRow)
+            .where(NeuronIndexRow.model_revision == revision, NeuronIndexRow.basis == basis)
+            .order_by(NeuronIndexRow.corpus)
+        )
+        with self._session() as session:
+            return [self._record(row) for row in session.scalars(query)]
 
     def delete(self, index_id: str) -> None:
         """Remove an index and everything stored with it (explicitly: foreign-key cascades may be off)."""

@@ -155,7 +155,9 @@ class NeuronIndexRow(Base):
     """One neuron activation index of one model revision over one named corpus."""
 
     __tablename__ = "neuron_indexes"
-    __table_args__ = (UniqueConstraint("model_revision", "corpus", name="uq_neuron_indexes_revision_corpus"),)
+    __table_args__ = (
+        UniqueConstraint("model_revision", "corpus", "basis", name="uq_neuron_indexes_revision_corpus_basis"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     model_name: Mapped[str] = mapped_column(String(500))
@@ -172,6 +174,9 @@ class NeuronIndexRow(Base):
     sentences_done: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     params: Mapped[dict] = mapped_column(JSON)  # histogram layout and anything else a reader needs
+    basis: Mapped[str] = mapped_column(
+        String(100), server_default="neurons"
+    )  # the units: app.methods.neurons.units
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
@@ -228,6 +233,9 @@ class DescriptionSetRow(Base):
     model_name: Mapped[str] = mapped_column(String(500))
     model_revision: Mapped[str] = mapped_column(String(64), index=True)
     corpora: Mapped[dict] = mapped_column(JSON)  # {corpus name: index id}
+    basis: Mapped[str] = mapped_column(
+        String(100), server_default="neurons"
+    )  # "random-directions:<set id>" too
     descriptor_set: Mapped[dict] = mapped_column(JSON)
     summary: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)

@@ -1,9 +1,25 @@
-// "Neurons most active here" on an analysis page: the neurons that fire most on its text, relative to their
-// maximum over an indexed corpus, each linked to its page.
+// "Neurons most active here" and "Features most active here" on an analysis page: the units that fire most on
+// its text, relative to their maximum over an indexed corpus, each linked to its page. The features box keeps
+// its dictionary in the page's URL (`dictionary=`), so a shared link reopens the same basis.
 
 import { getJSON } from "./api.js";
 import { el } from "./dom.js";
 import { fmt } from "./neuronview.js";
+
+function renderItems(box, answer, reference) {
+  box.replaceChildren(
+    el("p", { class: "hint", text: reference }),
+    el("ul", { class: "active-neurons" }, answer.items.map((item) =>
+      el("li", {}, [
+        el("a", { href: item.url, text: item.name || `L${item.layer} · ${item.unit}` }),
+        " on ",
+        el("code", { class: "token", text: item.token }),
+        ` ×${fmt(item.relative)} `,
+        el("span", { class: "hint", text: item.best_descriptor || "" }),
+      ]),
+    )),
+  );
+}
 
 export async function setupActiveNeurons(analysisId) {
   const box = document.getElementById("active-neurons");
@@ -14,18 +30,29 @@ export async function setupActiveNeurons(analysisId) {
       box.replaceChildren(el("p", { class: "hint", text: "No neuron index for this model yet (see Neurons)." }));
       return;
     }
-    box.replaceChildren(
-      el("p", { class: "hint", text: `Activation relative to the neuron's maximum over the ${answer.index} corpus (the largest ${answer.index_in_description ? "corpus of the latest description run" : "indexed corpus"}).` }),
-      el("ul", { class: "active-neurons" }, answer.items.map((item) =>
-        el("li", {}, [
-          el("a", { href: item.url, text: `L${item.layer} · ${item.unit}` }),
-          " on ",
-          el("code", { class: "token", text: item.token }),
-          ` ×${fmt(item.relative)} `,
-          el("span", { class: "hint", text: item.best_descriptor || "" }),
-        ]),
-      )),
-    );
+    renderItems(box, answer, `Activation relative to the neuron's maximum over the ${answer.index} corpus (the largest ${answer.index_in_description ? "corpus of the latest description run" : "indexed corpus"}).`);
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "hint", text: error.message }));
+  }
+}
+
+/** Features of the dictionary named in the URL (else the newest indexed one); `onDictionary(id)` is told
+ * which dictionary is shown, so the page can keep it in its links. */
+export async function setupActiveFeatures(analysisId, onDictionary) {
+  const box = document.getElementById("active-features");
+  if (!box) return;
+  const wanted = new URLSearchParams(window.location.search).get("dictionary");
+  const query = wanted ? `?dictionary=${encodeURIComponent(wanted)}` : "";
+  try {
+    const answer = await getJSON(`/api/analyses/${encodeURIComponent(analysisId)}/features${query}`);
+    const dictionary = answer.dictionary;
+    if (!answer.items.length) {
+      const why = dictionary && !answer.index ? `Dictionary ${dictionary.name} has no feature index yet (see Neurons).` : "No feature of an indexed dictionary is active here (train one on the Neurons page).";
+      box.replaceChildren(el("p", { class: "hint", text: why }));
+      return;
+    }
+    onDictionary(dictionary.id);
+    renderItems(box, answer, `Dictionary ${dictionary.name} (layer ${dictionary.layer} ${dictionary.site}): each feature's code relative to its maximum over the ${answer.index} corpus.`);
   } catch (error) {
     box.replaceChildren(el("p", { class: "hint", text: error.message }));
   }

@@ -7,13 +7,15 @@ import { hoverText } from "./hover.js";
 import { draw } from "./plot.js";
 import { initialView, permalink, queryToView, viewToQuery } from "./view.js";
 
-/** Controls + figures of one result view; the view lives in the URL query so links reopen it. */
-export function setupFigureView({ url, figureUrl, controls, figures }) {
+/** Controls + figures of one result view; the view lives in the URL query so links reopen it. `extras`: other
+ * page state kept in the URL and the share link (never sent to the figure API); returns `syncUrl()`. */
+export function setupFigureView({ url, figureUrl, controls, figures, extras = {} }) {
   const figureBox = document.getElementById("figure");
   const stripBox = document.getElementById("strip");
   const auxBox = document.getElementById("aux");
   const view = initialView(controls || [], queryToView(window.location.search));
   const status = document.getElementById("share-status");
+  const syncUrl = () => window.history.replaceState(null, "", `${url}${viewToQuery({ ...view, ...extras })}`);
   const show = async (answer) => {
     await draw(figureBox, answer.main);
     if (stripBox && answer.strip) await draw(stripBox, answer.strip);
@@ -23,7 +25,7 @@ export function setupFigureView({ url, figureUrl, controls, figures }) {
   };
   const refresh = async () => {
     const query = viewToQuery(view);
-    window.history.replaceState(null, "", `${url}${query}`);
+    syncUrl();
     try {
       await show((await getJSON(`${figureUrl}${query}`)).figures);
       status.textContent = "";
@@ -54,7 +56,7 @@ export function setupFigureView({ url, figureUrl, controls, figures }) {
     });
   }
   document.getElementById("share-button").addEventListener("click", async () => {
-    const link = permalink(window.location.origin, url, view);
+    const link = permalink(window.location.origin, url, { ...view, ...extras });
     try {
       await navigator.clipboard.writeText(link);
       status.textContent = `Link copied: ${link}`;
@@ -63,4 +65,5 @@ export function setupFigureView({ url, figureUrl, controls, figures }) {
     }
     status.dataset.link = link;
   });
+  return { syncUrl };
 }

@@ -14,6 +14,7 @@ import { setupSentencePage } from "./pages/sentence.js";
 const PAGES = {
   compare: setupComparePage,
   evaluations: setupEvaluations,
+  feature: setupNeuronPage,
   neuron: setupNeuronPage,
   neurons: setupNeuronBrowser,
   probes: setupProbes,

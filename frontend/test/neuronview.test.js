@@ -6,6 +6,8 @@ import {
   browserStateFromQuery,
   browserStateToQuery,
   directionsText,
+  comparisonCorpora,
+  comparisonRows,
   illusionSentence,
   illusionVerdict,
   tokenLayout,
@@ -20,14 +22,21 @@ test("browser state: defaults give an empty query, filters a stable one", () => 
 });
 
 test("browser state round-trips through the query string", () => {
-  const state = { q: "number", layer: "3", label: "consistent", sort: "layer", offset: 50 };
+  const state = { basis: "neurons", q: "number", layer: "3", label: "consistent", sort: "layer", offset: 50 };
   assert.deepEqual(browserStateFromQuery(browserStateToQuery(state)), state);
-  assert.deepEqual(browserStateFromQuery(""), { q: "", layer: "", label: "", sort: "score", offset: 0 });
+  assert.deepEqual(browserStateFromQuery(""), { basis: "neurons", q: "", layer: "", label: "", sort: "score", offset: 0 });
+  for (const basis of ["features:ab_C-9", "random:neurons", "random:features:x1"]) {
+    const query = browserStateToQuery({ ...state, basis });
+    assert.ok(query.startsWith(`?basis=${encodeURIComponent(basis)}&`), query);
+    assert.equal(browserStateFromQuery(query).basis, basis);
+  }
 });
 
 test("browser state: malformed values fall back to defaults, offsets snap to a page", () => {
-  const state = browserStateFromQuery("?layer=-1&sort=drop&offset=73&q=%20x%20");
-  assert.deepEqual(state, { q: "x", layer: "", label: "", sort: "score", offset: 50 });
+  const state = browserStateFromQuery("?layer=-1&sort=drop&offset=73&q=%20x%20&basis=features:");
+  assert.deepEqual(state, { basis: "neurons", q: "x", layer: "", label: "", sort: "score", offset: 50 });
+  assert.equal(browserStateFromQuery("?basis=random:random:neurons").basis, "neurons");
+  assert.equal(browserStateFromQuery("?basis=features:a%2Fb").basis, "neurons");
   assert.equal(browserStateFromQuery("?offset=abc").offset, 0);
   assert.equal(browserStateFromQuery("?layer=007").layer, "7");
 });
@@ -98,4 +107,28 @@ test("the illusion sentence says when one corpus cannot give a consistency", () 
       " random directions 30.0 %. When the two are close, a description alone is weak evidence that a neuron" +
       " encodes that concept.",
   );
+});
+
+test("comparison: neurons, features and each one's random directions, corpora in first-seen order", () => {
+  const group = (units) => ({ units, per_corpus: {}, labels: {}, mean_consistency: null, per_layer: { 0: units } });
+  const neurons = { corpora: ["wiki", "news"], neurons: group(9216), random_directions: group(256), basis: "neurons" };
+  const features = { corpora: ["news", "ewt"], units: group(3072), random_directions: group(64), basis: "features:d1" };
+  const rows = comparisonRows({ neurons, features }, "L3 residual");
+  assert.deepEqual(rows.map((row) => row.name), [
+    "neurons",
+    "SAE features (L3 residual)",
+    "random directions, FFN space (control)",
+    "random directions, L3 residual space (control)",
+  ]);
+  assert.deepEqual(rows.map((row) => row.group.units), [9216, 3072, 256, 64]);
+  assert.equal(rows[1].size, "3072 features");
+  assert.deepEqual(comparisonCorpora({ neurons, features }), ["wiki", "news", "ewt"]);
+  assert.deepEqual(comparisonRows({ neurons: null, features }).map((row) => row.name), ["SAE features", "random directions, dictionary space (control)"]);
+  assert.deepEqual(comparisonRows({ neurons: null, features: null }), []);
+});
+
+test("illusion sentence names features for a feature run", () => {
+  const group = (consistent, mean) => ({ labels: { consistent }, mean_consistency: mean, per_corpus: {} });
+  const summary = { basis: "features:d1", corpora: ["a", "b"], units: group(0.3, 0.4), random_directions: group(0.05, 0.1) };
+  assert.match(illusionSentence(summary), /^Features: 30\.0 % consistent, mean consistency 0\.40;.*Features are more often consistent/);
 });

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import combinations
 
 import numpy as np
@@ -36,6 +37,7 @@ from app.methods.neurons.association import (
 from app.methods.neurons.descriptors import DescriptorSet, discover_descriptors
 from app.methods.neurons.directions import direction_scores, random_directions, top_sentences
 from app.methods.neurons.generators import DescriptorGenerator
+from app.methods.neurons.units import NEURONS, UnitBasis
 from app.modeling.loading import LoadedModel
 
 Progress = Callable[[int, int], None]
@@ -70,13 +72,17 @@ class Described:
 
 @dataclass
 class DescriptionRun:
-    """Everything a description run produced (stored as one set plus one row per neuron)."""
+    """Everything a description run produced (stored as one set plus one row per unit; the random
+    directions' rows as a set of their own)."""
 
     descriptor_set: DescriptorSet
     corpora: list[str]
-    neurons: list[Described]  # layer-major, [layer * units + unit]
+    neurons: list[Described]  # the basis's units, slot-major: [slot * units + unit]
     num_units: int
     summary: dict = field(default_factory=dict)
+    basis: str = NEURONS.key
+    randoms: list[Described] = field(default_factory=list)  # per random direction, in direction order
+    direction_layers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 DirectionScores = Callable[[LoadedModel, list[str], np.ndarray, np.ndarray, int], np.ndarray]
@@ -91,13 +97,16 @@ def describe_corpora(
     seed: int = 0,
     batch_size: int = 32,
     progress: Progress | None = None,
-    scores_of: DirectionScores = direction_scores,
+    scores_of: DirectionScores | None = None,
+    basis: UnitBasis = NEURONS,
 ) -> DescriptionRun:
-    """Generate descriptors for every sentence, cluster them once, describe neurons and random directions.
+    """Generate descriptors for every sentence, cluster them once, describe the units of ``basis`` (the
+    corpora's exemplars were indexed over it) and random directions in the space it reads.
 
     ``scores_of``: the random directions' per-sentence maxima over a corpus (the one pass over every corpus
     sentence), here by default or in shards elsewhere (:mod:`app.jobs.sharded_map`).
     """
+    scores_of = scores_of or partial(direction_scores, basis=basis)
     union = [sentence for corpus in corpora for sentence in corpus.sentences]
     offsets = np.cumsum([0] + [len(corpus.sentences) for corpus in corpora])
     steps = len(union) + len(corpora) * 2
@@ -108,7 +117,7 @@ def describe_corpora(
             progress(len(generated), steps)
     descriptor_set = discover_descriptors(loaded, generated, generator.describe_generator())
     layers, units = corpora[0].top_sentences.shape[:2]
-    vectors, direction_layers = random_directions(loaded, directions, seed)
+    vectors, direction_layers = random_directions(loaded, directions, seed, basis)
     neuron_views, direction_views = [], []
     for number, (corpus, offset) in enumerate(zip(corpora, offsets, strict=False)):
         exemplars = corpus.top_sentences.reshape(layers * units, -1)
@@ -125,8 +134,10 @@ def describe_corpora(
     tokens = [_top_tokens(loaded, corpus) for corpus in corpora]
     neurons = _combine(names, neuron_views, tokens)
     randoms = _combine(names, direction_views, None)
-    summary = _summary(neurons, randoms, names, descriptor_set, directions, direction_layers)
-    return DescriptionRun(descriptor_set, names, neurons, units, summary)
+    summary = _summary(neurons, randoms, names, descriptor_set, direction_layers, basis.key)
+    return DescriptionRun(
+        descriptor_set, names, neurons, units, summary, basis.key, randoms, direction_layers
+    )
 
 
 @dataclass
@@ -250,14 +261,17 @@ def _summary(
     randoms: list[Described],
     names: list[str],
     descriptor_set: DescriptorSet,
-    directions: int,
     direction_layers: np.ndarray,
+    basis: str,
 ) -> dict:
+    units = _group(neurons, names)
     return {
+        "basis": basis,
         "corpora": names,
         "descriptors": len(descriptor_set.labels),
         "generator": descriptor_set.generator,
-        "neurons": _group(neurons, names),
+        "units": units,
+        **({"neurons": units} if basis == NEURONS.key else {}),
         "random_directions": {
             **_group(randoms, names),
             "per_layer": {

@@ -43,6 +43,7 @@ from app.methods.neurons.topk import (
     sort_keys,
     tiebreak_codes,
 )
+from app.methods.neurons.units import NEURONS, UnitBasis, first_tensor
 from app.modeling.hooks import capture, patch
 from app.modeling.loading import LoadedModel
 
@@ -53,8 +54,8 @@ Checkpoint = Callable[[IndexState], None]
 
 
 def ffn_modules(loaded: LoadedModel) -> list[nn.Module]:
-    """Each layer's FFN activation module; its output [batch, token, unit] is what the index records."""
-    return [loaded.adapter.ffn_activation_module(loaded.model, layer) for layer in range(loaded.num_layers)]
+    """Each layer's FFN activation module; its output [batch, token, unit] is what a neuron index records."""
+    return NEURONS.modules(loaded)
 
 
 def run_encoder(loaded: LoadedModel, batch: Batch) -> None:
@@ -85,7 +86,13 @@ class _Workspace:
 class _Accumulator:
     """The index state on the model's device while a build runs; hooks fold each layer in as it runs."""
 
-    def __init__(self, state: IndexState, device: torch.device, compiled: bool | None = None) -> None:
+    def __init__(
+        self,
+        state: IndexState,
+        device: torch.device,
+        compiled: bool | None = None,
+        basis: UnitBasis = NEURONS,
+    ) -> None:
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array.copy()).to(device)
 
@@ -107,12 +114,18 @@ class _Accumulator:
         self.histogram = put(state.histogram.transpose(0, 2, 1))  # [layer, slot, unit]
         self.tokens = state.tokens
         self.device = device
+        self.basis = basis
         self._workspace = _Workspace(device)
         self._token_index = torch.empty(0, dtype=torch.int64)  # [token] flat index of counted tokens
         self._codes = torch.empty(0, dtype=torch.int64)  # [token] tie-break codes
 
     def observe(self, layer: int, output: torch.Tensor) -> torch.Tensor:
-        """Forward-hook body: fold layer ``layer``'s activations [batch, token, unit] into the state."""
+        """Forward-hook body: fold slot ``layer``'s unit values [batch, token, unit] into the state; the
+        module's output passes on unchanged."""
+        self._fold_values(layer, self.basis.values(layer, first_tensor(output)))
+        return output
+
+    def _fold_values(self, layer: int, output: torch.Tensor) -> None:
         units = output.shape[-1]
         if self.compiled:
             fold_layer(
@@ -127,7 +140,7 @@ class _Accumulator:
                 self.heaps[layer],
                 self.bounds[layer],
             )
-            return output
+            return
         tokens = int(self._token_index.shape[0])
         shape = (tokens, units)
         groups = -(-tokens // CANDIDATE_GROUP)
@@ -152,7 +165,6 @@ class _Accumulator:
             group_max,
         )
         self.top[layer].fold(x, self._codes, padded, group_max)
-        return output
 
     def fold(self, loaded: LoadedModel, batch: Batch, modules: list[nn.Module]) -> None:
         """Run one batch with the hooks on: every layer is folded in while its activations are fresh.
@@ -204,6 +216,7 @@ def start_state(
     k: int,
     resume: IndexState | None,
     num_sentences: int | None = None,
+    basis: UnitBasis = NEURONS,
 ) -> IndexState:
     """A fresh (or the resumed) state for a corpus of ``sentences`` (or of ``num_sentences``, for a shard)."""
     num_sentences = len(sentences) if num_sentences is None else num_sentences
@@ -214,7 +227,7 @@ def start_state(
             f"The corpus has {num_sentences} sentences; one build takes at most {MAX_SENTENCES}. "
             "Split it into shards and merge their states."
         )
-    layers, units = loaded.num_layers, loaded.num_units
+    layers, units = basis.shape(loaded)
     if resume is None:
         return IndexState.empty(layers, units, k, num_sentences)
     expected = (k, layers, units, num_sentences)
@@ -238,18 +251,20 @@ def build_state(
     checkpoint: Checkpoint | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     exclusive: Exclusive = no_exclusion,
+    basis: UnitBasis = NEURONS,
 ) -> IndexState:
     """Index ``sentences`` (or continue ``resume``); returns a partial state when ``should_stop()`` said so.
 
     Resuming with the same ``batch_size`` and ``max_tokens`` gives exactly the uninterrupted result. The
-    model is held (``exclusive``) per batch only (see the module docstring).
+    model is held (``exclusive``) per batch only (see the module docstring). ``basis``: the units counted
+    (:mod:`app.methods.neurons.units`; default the FFN neurons).
     """
-    state = start_state(loaded, sentences, k, resume)
+    state = start_state(loaded, sentences, k, resume, basis=basis)
     with exclusive():
         plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     if checkpoint_every < 1:
         raise InvalidInput(f"checkpoint_every must be at least 1 batch (got {checkpoint_every}).")
-    accumulator = _Accumulator(state, loaded.device)
+    accumulator = _Accumulator(state, loaded.device, basis=basis)
     done = _fold_batches(
         loaded,
         accumulator,
@@ -288,7 +303,7 @@ def _fold_batches(
     """Fold ``batches`` in; returns the sentences done (``done`` before them) when they end or stop."""
     if accumulator.compiled:
         warm_up()  # the first call in a process compiles for seconds: not while holding the model lock
-    modules = ffn_modules(loaded)
+    modules = accumulator.basis.modules(loaded)
     total = accumulator.num_sentences
     with torch.inference_mode():
         for number, batch in enumerate(batches, start=1):
@@ -320,21 +335,24 @@ def token_activations(
     layer: int,
     unit: int,
     max_tokens: int | None = None,
+    basis: UnitBasis = NEURONS,
 ) -> list[TokenActivations]:
-    """Neuron (layer, unit) on every token of ``sentences`` in one batched forward (for exemplar shading)."""
-    if not 0 <= layer < loaded.num_layers or not 0 <= unit < loaded.num_units:
+    """Unit (layer, unit) of ``basis`` (default: a neuron) on every token of ``sentences`` in one batched
+    forward (for exemplar shading); ``layer`` is the basis's slot."""
+    layers, units = basis.shape(loaded)
+    if not 0 <= layer < layers or not 0 <= unit < units:
         raise InvalidInput(
-            f"Neuron ({layer}, {unit}) does not exist: {loaded.name} has layers 0-{loaded.num_layers - 1} "
-            f"and units 0-{loaded.num_units - 1}."
+            f"Unit ({layer}, {unit}) does not exist: {basis.key} of {loaded.name} has slots 0-{layers - 1} "
+            f"and units 0-{units - 1}."
         )
     if not sentences:
         return []
     plan = plan_batches(loaded, sentences, len(sentences), max_tokens)
     batch = plan.batch(np.arange(len(sentences)))
-    module = loaded.adapter.ffn_activation_module(loaded.model, layer)
-    with torch.inference_mode(), capture({"ffn": module}) as captured:
+    module = basis.modules(loaded)[layer]
+    with torch.inference_mode(), capture({"unit": module}) as captured:
         run_encoder(loaded, batch)
-    values = captured["ffn"][..., unit].float().cpu()  # [sentence, token]
+        values = basis.values(layer, captured["unit"])[..., unit].float().cpu()  # [sentence, token]
     values = values.masked_fill(~batch.valid, float("nan")).numpy()
     return [
         TokenActivations(loaded.tokenizer.convert_ids_to_tokens(ids), values[row, : len(ids)])

@@ -1,5 +1,6 @@
-// One neuron's page: per corpus its descriptors, stability, activation histogram (a figure built by the
-// server) and exemplars with every token shaded by the neuron's activation. Text goes in through textContent.
+// One neuron's (or one SAE feature's) page: per corpus its descriptors, stability, activation histogram (a
+// figure built by the server) and exemplars with every token shaded by the unit's activation; for a feature,
+// also what its decoder direction touches. Text goes in through textContent.
 
 import { getJSON } from "../api.js";
 import { el, labelBadge } from "../dom.js";
@@ -62,15 +63,46 @@ function corpusSection(corpus, number, description) {
   ]);
 }
 
+function effectsList(title, items, text) {
+  return el("div", { class: "effect-list" }, [el("h3", { text: title }), el("ol", {}, items.map((item) => el("li", {}, text(item))))]);
+}
+
+/** What a feature's decoder direction touches: nearest neurons (linked), token directions, probe effect. */
+function renderEffects(box, effects) {
+  const nearest = effects.nearest_neurons;
+  const neuronItems = (item) => [el("a", { href: `/neurons/${item.layer}/${item.unit}`, text: `L${item.layer} · ${item.unit}` }), ` ${fmt(item.value, 3)}`];
+  const tokenItems = (item) => [el("code", { class: "token", text: item.token }), ` ${fmt(item.cosine, 3)}`];
+  const probe = effects.probe;
+  const probeText = probe.skipped
+    ? `Probe effect: not computed (${probe.skipped}).`
+    : `Probe effect: the distance probe of ${probe.probe_set_name} at layer ${probe.layer} sees this direction with ||Bd|| = ${fmt(probe.norm, 3)}, ×${fmt(probe.ratio)} the median random direction (${fmt(probe.random_median, 3)}).`;
+  box.replaceChildren(
+    el("h2", { text: "What its decoder direction touches" }),
+    el("p", { class: "hint", text: "Geometry of the weights, not causal effects: see the docs (Feature pages)." }),
+    el("div", { class: "effects-grid" }, [
+      nearest.items.length
+        ? effectsList(`Nearest neurons (${nearest.measure})`, nearest.items, neuronItems)
+        : el("p", { class: "hint", text: `Nearest neurons: ${nearest.skipped || "none"}.` }),
+      effectsList("Tokens it points towards (input-embedding cosine)", effects.tokens.promoted, tokenItems),
+      effectsList("Tokens it points away from", effects.tokens.suppressed, tokenItems),
+    ]),
+    el("p", { id: "probe-effect", text: probeText }),
+  );
+}
+
 export async function setupNeuronPage(spec) {
   const box = document.getElementById("neuron-corpora");
   const errorBox = document.getElementById("neuron-error");
+  const feature = spec.page === "feature";
   try {
-    const neuron = await getJSON(`/api/neurons/${spec.layer}/${spec.unit}`);
+    const url = feature ? `/api/features/${encodeURIComponent(spec.dictionary)}/${spec.unit}` : `/api/neurons/${spec.layer}/${spec.unit}`;
+    const neuron = await getJSON(url);
+    if (feature) renderEffects(document.getElementById("feature-effects"), neuron.effects);
+    if (neuron.not_indexed) box.replaceChildren(el("p", { class: "notice", text: neuron.not_indexed }));
     document.getElementById("neuron-label").replaceChildren(labelBadge(neuron.label));
     document.getElementById("neuron-consistency").textContent = `consistency (Jaccard of descriptor sets across corpora) ${fmt(neuron.consistency)} · top-token overlap ${fmt(neuron.token_overlap)}`;
     // the API lists the corpora of the description run first, in the run's order
-    box.replaceChildren(...neuron.corpora.map((corpus, number) => corpusSection(corpus, number, neuron.description)));
+    if (neuron.corpora.length) box.replaceChildren(...neuron.corpora.map((corpus, number) => corpusSection(corpus, number, neuron.description)));
     await Promise.all(neuron.corpora.map((corpus, number) => draw(document.getElementById(`histogram-${number}`), corpus.histogram.figure)));
   } catch (error) {
     errorBox.textContent = error.message;

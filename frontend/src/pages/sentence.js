@@ -2,7 +2,7 @@
 // analysis, its result view, "compare side by side", the randomisation test and the most active neurons.
 
 import { getJSON, postAnalysis, postJSON } from "../api.js";
-import { setupActiveNeurons } from "../activeneurons.js";
+import { setupActiveFeatures, setupActiveNeurons } from "../activeneurons.js";
 import { exampleMethod, headStatus, headsChanged, methodStatus, nextPollDelay, statusText, withHeads } from "../availability.js";
 import { el, renderFields } from "../dom.js";
 import { setupFigureView } from "../figureview.js";
@@ -222,8 +222,13 @@ export function setupSentencePage(spec) {
   if (document.getElementById("analysis-form")) setupForm(spec);
   if (!spec.analysis) return;
   const { id, url } = spec.analysis;
-  setupFigureView({ url, figureUrl: `/api/analyses/${encodeURIComponent(id)}/figure`, controls: spec.controls, figures: spec.figures });
+  const extras = {};  // kept in the page's URL and share link beside the view: the features box's dictionary
+  const figureView = setupFigureView({ url, figureUrl: `/api/analyses/${encodeURIComponent(id)}/figure`, controls: spec.controls, figures: spec.figures, extras });
   setupCompare(spec);
   setupSanity(spec);
   setupActiveNeurons(id);
+  setupActiveFeatures(id, (dictionary) => {
+    extras.dictionary = dictionary;
+    figureView.syncUrl();
+  });
 }
