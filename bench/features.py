@@ -10,18 +10,14 @@ temporary store), then runs the ``train_dictionary`` job on both at its defaults
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
-from app.jobs.contract import JobContext
 from app.jobs.manager import execute
 from app.jobs.registry import parse_params
 from app.methods.evaluation.neuron_descriptions import AG_NEWS_LABELS, SST2_LABELS
 from app.modeling.loading import EMBEDDED, load_model
-from app.services.container import build_services
-from app.settings import Settings
-from app.store.db import make_engine
+from bench.job_store import temporary_jobs
 from bench.report import Table, write_report
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -74,15 +70,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"skipped: the shared corpora are absent ({', '.join(missing)})")
     loaded = load_model(EMBEDDED, device="cpu")
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(
-            database_url=f"sqlite:///{directory}/bench.db",
-            index_sample_on_start=False,
-            train_probes_on_start=False,
-            cache_dir=Path(directory) / "cache",
-        )
-        services = build_services(loaded, make_engine(settings.database_url), settings)
-        context = JobContext(services.runner, services.stores, settings, lambda done, total: None)
+    with temporary_jobs(loaded) as (services, context):
         corpora = [{"name": name, "path": str(path), "limit": args.sentences} for name, path in FILES.items()]
         start = time.perf_counter()
         execute(

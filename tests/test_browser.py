@@ -458,9 +458,13 @@ def _column_keys(page) -> list[str]:
 
 
 def _wait_status(page, prefix: str) -> None:
-    page.wait_for_function(
-        "(p) => document.getElementById('neuron-status').textContent.startsWith(p)", arg=prefix
-    )
+    try:
+        page.wait_for_function(
+            "(p) => document.getElementById('neuron-status').textContent.startsWith(p)", arg=prefix
+        )
+    except Exception as error:  # say what the page shows instead
+        shown = page.inner_text("#neuron-status"), page.inner_text("#neuron-error")
+        raise AssertionError(f"waited for {prefix!r}; the page shows {shown}") from error
 
 
 def test_neuron_browser_columns_and_url_state(indexing_server, page):
@@ -567,6 +571,93 @@ def test_corpus_outside_the_description_run(indexing_server, page, tmp_path):
     assert "No significant descriptor" not in tiny
     assert page.inner_text(".corpus-column[data-corpus='tiny'] .corpus-warning").strip()  # 3 sentences < k
     assert page.evaluate(OVERFLOWING_ROWS) == 0
+    assert page.errors == []
+
+
+def _wait_job_done(page, base: str, kind: str, timeout: float = 600) -> dict:
+    """The newest job of ``kind`` once it has finished (fails the test if it failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [job for job in page.request.get(f"{base}/api/jobs").json() if job["kind"] == kind]
+        if jobs and jobs[0]["status"] in ("done", "failed", "cancelled"):
+            assert jobs[0]["status"] == "done", jobs[0]
+            return jobs[0]
+        assert time.monotonic() < deadline, jobs
+        time.sleep(1)
+
+
+def test_dictionary_trained_in_the_page_then_features_browsed(indexing_server, page):
+    """Train a dictionary through the Neurons page's form; its features are indexed and described after it;
+    browse them beside neurons and random directions, open a feature, see them on a sentence; links keep
+    the basis."""
+    page.goto(indexing_server + "/neurons")
+    page.wait_for_selector("#illusion-table", timeout=600_000)
+    page.click("#dictionaries summary")
+    for field, value in {
+        "corpora": "sample, wikipedia",
+        "layer": "2",
+        "width_multiplier": "2",
+        "k": "8",
+    }.items():
+        page.fill(f"#train_dictionary-{field}", value)
+    page.fill("#train_dictionary-steps", "40")
+    page.fill("#train_dictionary-batch_size", "256")
+    page.click("#dictionary-form button[type='submit']")
+    page.wait_for_selector("#jobs-table tbody tr td:has-text('train_dictionary')")
+    job = _wait_job_done(page, indexing_server, "train_dictionary")
+    dictionary = job["result_id"]
+    page.reload()
+    basis = f"features:{dictionary}"
+    page.wait_for_selector(f"#neuron-basis option[value='{basis}']", state="attached")
+    page.select_option("#neuron-basis", basis)
+    _wait_status(page, "1–50 of 768 features")
+    assert f"basis=features%3A{dictionary}" in page.url
+    rows = page.eval_on_selector_all(
+        "#illusion-table tbody tr td:first-child", "(tds) => tds.map((td) => td.firstChild.textContent)"
+    )
+    assert [row.split(" (")[0].split("random directions, ")[-1] for row in rows] == [
+        "neurons",
+        "SAE features",
+        "FFN space",
+        "L2 residual space",
+    ], rows
+    sentences = page.inner_text("#illusion-sentence")
+    assert sentences.startswith("Neurons:") and "Features:" in sentences
+    units = page.eval_on_selector_all("#neuron-table tbody tr", "(trs) => trs.map((tr) => tr.dataset.unit)")
+    assert all(unit.startswith("L2 · f") for unit in units)
+    screenshot(page, "features")
+    shared = page.url
+    page.goto(shared)  # a shared link reopens the same basis
+    _wait_status(page, "1–50 of 768 features")
+    assert page.input_value("#neuron-basis") == basis
+    page.select_option("#neuron-basis", f"random:{basis}")
+    _wait_status(page, "1–50 of 256 random directions")
+    assert page.locator("#neuron-table tbody tr a").count() == 0  # random directions have no page
+    page.select_option("#neuron-basis", basis)
+    _wait_status(page, "1–50 of 768 features")
+    page.click("#neuron-table tbody tr >> nth=0 >> a")
+    page.wait_for_url(f"**/features/{dictionary}/*")
+    page.wait_for_selector(".corpus-column .exemplars li .tok.top")
+    page.wait_for_selector("#feature-effects .effect-list li a[href^='/neurons/']")
+    assert page.locator("#feature-effects .effect-list >> nth=1").locator("li code").count() == 10
+    assert page.inner_text("#probe-effect").startswith("Probe effect")
+    columns = page.eval_on_selector_all(".corpus-column", "(cs) => cs.map((c) => c.dataset.corpus)")
+    assert columns == ["sample", "wikipedia"]
+    screenshot(page, "feature")
+    page.goto(indexing_server + "/")
+    page.fill("#text", "The council voted on Tuesday to open 3 new libraries.")
+    page.click("#analyze-button")
+    page.wait_for_url("**/a/*")
+    page.wait_for_selector("#active-features li a")
+    assert (
+        page.locator("#active-features li a")
+        .first.get_attribute("href")
+        .startswith(f"/features/{dictionary}/")
+    )
+    page.wait_for_function("(d) => location.search.includes('dictionary=' + d)", arg=dictionary)
+    page.click("#share-button")
+    page.wait_for_function("document.getElementById('share-status').dataset.link !== undefined")
+    assert f"dictionary={dictionary}" in page.eval_on_selector("#share-status", "(s) => s.dataset.link")
     assert page.errors == []
 
 

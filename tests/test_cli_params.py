@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from app.cli import main
 from app.cli.params import given_params, job_options
 from app.jobs.evaluations import EvalDegradationParams, EvalMixingParams, EvalNeuronsParams
+from app.jobs.feature_index import IndexFeaturesParams
+from app.jobs.features import TrainDictionaryParams
 from app.jobs.finetune import FinetuneParams
 from app.jobs.heads import FitHeadParams
 from app.jobs.neurons import DescribeNeuronsParams, IndexNeuronsParams
@@ -27,6 +29,8 @@ COMMANDS = {
     ("probe", "train"): (TrainProbesParams, set()),
     ("neurons", "index"): (IndexNeuronsParams, {"corpora"}),
     ("neurons", "describe"): (DescribeNeuronsParams, set()),
+    ("features", "train"): (TrainDictionaryParams, set()),
+    ("features", "index"): (IndexFeaturesParams, set()),
 }
 
 

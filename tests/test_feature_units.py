@@ -3,6 +3,9 @@ dictionary's features): exactness against a direct computation, the API and its 
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -137,7 +140,6 @@ def _index_and_train(client, tmp_path, names=("c", "e")) -> dict:
     return client.get(f"/api/dictionaries/{done['result_id']}").json()
 
 
-@pytest.mark.slow
 def test_features_browsed_beside_neurons_and_random_directions(client, tmp_path, tiny_bert):
     dictionary = _index_and_train(client, tmp_path)
     key = f"features:{dictionary['id']}"
@@ -162,6 +164,8 @@ def test_features_browsed_beside_neurons_and_random_directions(client, tmp_path,
     assert client.get("/api/neurons", params={"basis": key, "layer": 0}).json()["total"] == 0
     randoms = client.get("/api/neurons", params={"basis": f"random:{key}", "limit": 500}).json()
     assert randoms["total"] == features["random_directions"]["units"]
+    assert randoms["description"]["summary"]["units"] == features["random_directions"]
+    assert randoms["description"]["summary"]["generator"] == features["generator"]
     assert all(item["url"] is None and item["name"].startswith("L1 · d") for item in randoms["items"])
     neuron_page = client.get("/api/neurons", params={"limit": 1}).json()
     assert neuron_page["total"] == tiny_bert.num_layers * tiny_bert.num_units  # the neurons, unchanged
@@ -207,3 +211,33 @@ def test_feature_bad_input(client):
     assert failed["status"] == "failed" and "No dictionary 'nope'" in failed["message"]
     job = client.post("/api/jobs", json={"kind": "index_features", "params": {"corpora": []}})
     assert job.status_code == 422
+
+
+def test_cli_trains_then_indexes_features_on_other_corpora(tmp_path):
+    """`neurons index`, `features train --no-index-features`, then `features index` over another corpus: the
+    summary printed is the feature run's, beside its random directions; a bad dictionary exits non-zero."""
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from tests.conftest import sqlite_url
+    from tests.tiny import save_checkpoint
+
+    model = str(save_checkpoint(tmp_path / "model", "bert"))
+    common = ["--model", model, "--database-url", sqlite_url(tmp_path)]
+    corpora = [f"--corpus={n}={write_corpus(tmp_path / f'{n}.txt', 60)}" for n in ("a", "b")]
+
+    def run(*args: str):
+        return CliRunner().invoke(main, [*args, *common], catch_exceptions=False)
+
+    assert run("neurons", "index", *corpora, "--no-describe").exit_code == 0
+    train = ["--corpus", "a", "--layer", "1", "--width-multiplier", "2", "--k", "4", "--steps", "20"]
+    trained = run("features", "train", *train, "--batch-size", "64", "--no-index-features")
+    assert trained.exit_code == 0, trained.output
+    dictionary = re.search(r"dictionary ([A-Za-z0-9_-]+) \(", trained.output).group(1)
+    answer = run("features", "index", "--dictionary", dictionary, "--corpus", "b", "--directions", "8")
+    assert answer.exit_code == 0, answer.output
+    summary = json.loads(answer.output[answer.output.index("{") :])
+    assert summary["basis"] == f"features:{dictionary}" and summary["corpora"] == ["b"]
+    assert summary["units"]["units"] == 2 * 32 and summary["random_directions"]["units"] == 8
+    wrong = CliRunner().invoke(main, ["features", "index", "--dictionary", "nope", *common])
+    assert wrong.exit_code != 0 and "No dictionary 'nope'" in wrong.output

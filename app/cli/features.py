@@ -8,8 +8,10 @@ from typing import Any
 import click
 
 from app.cli.common import cli_settings, fail, load_configured_model, model_options, run_job_here
+from app.cli.neurons import print_description
 from app.cli.params import given_params, job_options
 from app.errors import BertscopeError
+from app.jobs.feature_index import IndexFeaturesParams
 from app.jobs.features import TrainDictionaryParams
 
 
@@ -39,6 +41,20 @@ def features_train(model: str | None, device: str | None, database_url: str | No
     )
     metrics = {key: value for key, value in dictionary.metrics.items() if key != "loss_curve"}
     click.echo(json.dumps(metrics, indent=2))
+
+
+@features_group.command("index")
+@job_options(IndexFeaturesParams, names={"corpora": ("--corpus", "--corpora"), "k": ("-k", "--top-k")})
+@model_options
+def features_index(model: str | None, device: str | None, database_url: str | None, **options: Any) -> None:
+    """Index a dictionary's features over neuron-indexed corpora, then describe them beside random
+    directions in its space (the illusion check); print the run's summary."""
+    settings = cli_settings(model=model, device=device, database_url=database_url)
+    try:
+        outcome = run_job_here("index_features", given_params(IndexFeaturesParams, options), settings, "step")
+    except BertscopeError as exc:
+        fail(exc)
+    print_description(outcome.result_id, settings)
 
 
 @features_group.command("list")

@@ -55,7 +55,7 @@ def neurons_index(
         outcome = run_job_here("index_neurons", raw, settings, "step")
     except BertscopeError as exc:
         fail(exc)
-    _print_result(outcome.result_id, settings)
+    print_description(outcome.result_id, settings)
 
 
 @neurons_group.command("describe")
@@ -71,7 +71,7 @@ def neurons_describe(model: str | None, device: str | None, database_url: str | 
         )
     except BertscopeError as exc:
         fail(exc)
-    _print_result(outcome.result_id, settings)
+    print_description(outcome.result_id, settings)
 
 
 @neurons_group.command("list")
@@ -110,15 +110,15 @@ def neurons_list(model: str | None, device: str | None, database_url: str | None
         click.echo(json.dumps(described.summary, indent=2))
 
 
-def _print_result(result_id: str | None, settings: Any) -> None:
-    """The summary of a description run (neurons against random directions), or the index id."""
+def print_description(result_id: str | None, settings: Any) -> None:
+    """The summary of a description run (its units against random directions), or the index id."""
     from app.store.db import make_engine
     from app.store.neuron_descriptions import DescriptionStore
 
     try:
         described = DescriptionStore(make_engine(settings.database_url)).get(result_id)
     except BertscopeError:
-        click.echo(f"neuron index {result_id} built")
+        click.echo(f"index {result_id} built")
         return
     click.echo(
         f"description run {described.id}: {len(described.descriptor_set.get('labels', []))} descriptors"

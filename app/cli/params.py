@@ -33,6 +33,11 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _plain(annotation: Any) -> Any:
+    """``str`` for ``Annotated[str, Field(max_length=64)]``: the type under its constraints."""
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
+
+
 def _shape(annotation: Any) -> tuple[str, Any]:
     """How a field reads from the command line: ``flag``, ``choice``, ``scalar``, ``list`` or ``json``."""
     base, _ = _unwrap_optional(annotation)
@@ -42,8 +47,8 @@ def _shape(annotation: Any) -> tuple[str, Any]:
         return "choice", click.Choice([str(value) for value in typing.get_args(base)])
     if base in SCALARS:
         return "scalar", SCALARS[base]
-    if typing.get_origin(base) is list and typing.get_args(base)[0] in SCALARS:
-        return "list", typing.get_args(base)[0]
+    if typing.get_origin(base) is list and _plain(typing.get_args(base)[0]) in SCALARS:
+        return "list", _plain(typing.get_args(base)[0])
     return "json", None
 
 

@@ -127,7 +127,7 @@ class DescriptionStore(RevisionedStore[DescriptionSet]):
                 DescriptionSetRow(
                     id=random_id,
                     basis=random_basis(set_id),
-                    summary=run.summary["random_directions"],
+                    summary=_random_summary(run),
                     **common,
                 )
             )
@@ -211,6 +211,12 @@ class DescriptionStore(RevisionedStore[DescriptionSet]):
             total = session.scalar(counting.where(*where))
             items = [_neuron(row) for row in session.scalars(statement)]
         return int(total or 0), items
+
+
+def _random_summary(run: DescriptionRun) -> dict[str, Any]:
+    """The summary of a run's random directions as a run of their own: its context, their group as units."""
+    shared = {key: run.summary[key] for key in ("corpora", "descriptors", "generator", "thresholds")}
+    return {**shared, "basis": f"random:{run.basis}", "units": run.summary["random_directions"]}
 
 
 def _rows(

@@ -7,7 +7,9 @@ neuron descriptions (Bolukbasi et al. 2021, https://arxiv.org/abs/2104.07143; Mo
 truncated to ``max_tokens``, sorted longest first and run in batches through the bare encoder; a hook on each
 layer's activation module folds the batch into the running state while the activations are still in cache:
 on the CPU with one compiled kernel per layer (:mod:`app.methods.neurons.fold_cpu`), elsewhere (GPUs) with
-torch operations (:func:`fold_statistics` and :class:`RunningTopK`); both give the same state. Special
+torch operations (:func:`fold_statistics` and :class:`RunningTopK`); both give the same state. The forward
+pass stops once the last hooked module has been folded: a basis that reads one middle layer (a dictionary's
+features, :mod:`app.methods.neurons.units`) runs only the blocks up to it. Special
 tokens ([CLS], [SEP], padding, and special tokens typed in the text) are never counted.
 
 The build checks ``should_stop()`` between batches, reports ``progress(done, total)`` after each, hands a
@@ -83,6 +85,10 @@ class _Workspace:
         return buffer[: shape[0]]
 
 
+class _LastSlotFolded(Exception):
+    """Raised by the last slot's hook: the blocks after it cannot change what the index records."""
+
+
 class _Accumulator:
     """The index state on the model's device while a build runs; hooks fold each layer in as it runs."""
 
@@ -118,11 +124,14 @@ class _Accumulator:
         self._workspace = _Workspace(device)
         self._token_index = torch.empty(0, dtype=torch.int64)  # [token] flat index of counted tokens
         self._codes = torch.empty(0, dtype=torch.int64)  # [token] tie-break codes
+        self._last_slot = -1  # the slot whose hook ends the forward pass (set per batch)
 
     def observe(self, layer: int, output: torch.Tensor) -> torch.Tensor:
         """Forward-hook body: fold slot ``layer``'s unit values [batch, token, unit] into the state; the
         module's output passes on unchanged."""
         self._fold_values(layer, self.basis.values(layer, first_tensor(output)))
+        if layer == self._last_slot:
+            raise _LastSlotFolded  # stop the forward pass here (a dictionary at layer 3 of 12 runs 3 blocks)
         return output
 
     def _fold_values(self, layer: int, output: torch.Tensor) -> None:
@@ -179,8 +188,12 @@ class _Accumulator:
         codes = tiebreak_codes(batch.sentence_ids[token_index // width], token_index % width)
         self._token_index = token_index.to(self.device, non_blocking=True)
         self._codes = codes.to(self.device, non_blocking=True)
+        self._last_slot = len(modules) - 1
         with patch({module: partial(self.observe, layer) for layer, module in enumerate(modules)}):
-            run_encoder(loaded, batch)
+            try:
+                run_encoder(loaded, batch)
+            except _LastSlotFolded:
+                pass
         self.tokens += int(token_index.shape[0])
 
     def state(self, num_sentences: int, sentences_done: int) -> IndexState:
