@@ -47,6 +47,11 @@ STORE_REQUESTS = [
     ("get", "/api/neurons", None),
     ("get", "/api/neurons/summary", None),
     ("get", "/api/neurons/0/1", None),
+    ("get", "/api/neurons?basis=features:nosuchid00", None),
+    ("get", "/api/dictionaries", None),
+    ("get", "/api/features/bases", None),
+    ("get", "/api/features/nosuchid00/1", None),
+    ("get", "/api/analyses/nosuchid00/features", None),
 ]
 STORE_PAGES = ["/", "/about", "/a/nosuchid00", "/compare/nosuchid00,nosuchid01", "/probes", "/evaluations"]
 
@@ -71,6 +76,7 @@ def _assert_unavailable(client: TestClient) -> None:
         assert UNREACHABLE in page.text, path
     # what needs no store still works
     assert client.get("/neurons").status_code == 200
+    assert client.get("/features/nosuchid00/1").status_code == 200  # its data comes through the API
     assert client.get("/api/methods").status_code == 200
 
 
