@@ -71,6 +71,20 @@ def test_feature_index_equals_direct_codes(tiny_bert, tmp_path, site):
             assert codes[sentence, position, feature] == pytest.approx(value, rel=1e-5, abs=1e-6)
 
 
+def test_stopped_feature_index_resumes_to_the_uninterrupted_state(tiny_bert, tmp_path):
+    """Cancel mid-build keeps a partial state; resuming it gives exactly the uninterrupted index."""
+    sentences = write_corpus(tmp_path / "c.txt", 50).read_text().splitlines()
+    basis = FeatureBasis(_dictionary(tiny_bert))
+    whole = build_state(tiny_bert, sentences, k=4, batch_size=8, basis=basis)
+    asked = iter([False, False, True])
+    partial = build_state(
+        tiny_bert, sentences, k=4, batch_size=8, basis=basis, should_stop=lambda: next(asked)
+    )
+    assert not partial.complete and partial.sentences_done == 16
+    resumed = build_state(tiny_bert, sentences, k=4, batch_size=8, basis=basis, resume=partial)
+    assert resumed.digest() == whole.digest()
+
+
 def test_feature_token_activations_are_the_codes(tiny_bert, tmp_path):
     sentences = write_corpus(tmp_path / "c.txt", 6).read_text().splitlines()
     dictionary = _dictionary(tiny_bert)

@@ -15,9 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
 from app.jobs.contract import JobContext, JobOutcome
-from app.jobs.neurons import MAX_CORPORA, DescribeNeuronsParams, describe_basis, index_corpus
+from app.jobs.neurons import (
+    MAX_CORPORA,
+    DescribeNeuronsParams,
+    batch_size_field,
+    describe_basis,
+    directions_field,
+    index_corpus,
+    seed_field,
+)
 from app.methods.features.basis import FeatureBasis
-from app.methods.neurons.directions import DEFAULT_DIRECTIONS
 from app.methods.probes.pipeline import Stages
 from app.store.neuron_records import NeuronIndexInfo
 
@@ -45,28 +52,10 @@ class IndexFeaturesParams(BaseModel):
         title="Exemplars per feature",
         description="Exemplars per feature (default from settings).",
     )
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        le=4096,
-        description="Sentences per forward pass (default from settings).",
-        json_schema_extra={"advanced": True},
-    )
+    batch_size: int | None = batch_size_field()
     describe: bool = Field(True, description="Describe the features over these corpora afterwards.")
-    directions: int = Field(
-        DEFAULT_DIRECTIONS,
-        ge=0,
-        le=10_000,
-        description="Random directions in the dictionary's space (control).",
-        json_schema_extra={"advanced": True},
-    )
-    seed: int = Field(
-        0,
-        ge=0,
-        le=2**31 - 1,
-        description="Random seed (the same seed gives the same result).",
-        json_schema_extra={"advanced": True},
-    )
+    directions: int = directions_field("Random directions in the dictionary's space (control).")
+    seed: int = seed_field()
 
 
 def run_index_features(context: JobContext, params: IndexFeaturesParams) -> JobOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +34,35 @@ from app.store.neurons import NeuronIndexInfo, NeuronStore
 MAX_CORPORA = 8
 SAMPLE_NAME = "sample"
 WIKIPEDIA_NAME = "wikipedia"
+
+
+def batch_size_field() -> Any:
+    """An index job's ``batch_size``: sentences per forward pass, the settings' default when unset."""
+    return Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Sentences per forward pass (default from settings).",
+        json_schema_extra={"advanced": True},
+    )
+
+
+def directions_field(description: str) -> Any:
+    """A describing job's number of random directions (the illusion check's control)."""
+    return Field(
+        DEFAULT_DIRECTIONS, ge=0, le=10_000, description=description, json_schema_extra={"advanced": True}
+    )
+
+
+def seed_field() -> Any:
+    """A job's random seed, on the advanced side of its form."""
+    return Field(
+        0,
+        ge=0,
+        le=2**31 - 1,
+        description="Random seed (the same seed gives the same result).",
+        json_schema_extra={"advanced": True},
+    )
 
 
 class CorpusSpec(BaseModel):
@@ -74,13 +104,7 @@ class IndexNeuronsParams(BaseModel):
         title="Exemplars per neuron",
         description="Exemplars per neuron (default from settings).",
     )
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        le=4096,
-        description="Sentences per forward pass (default from settings).",
-        json_schema_extra={"advanced": True},
-    )
+    batch_size: int | None = batch_size_field()
     max_tokens: int | None = Field(
         None,
         ge=3,
@@ -89,20 +113,8 @@ class IndexNeuronsParams(BaseModel):
         json_schema_extra={"advanced": True},
     )
     describe: bool = Field(True, description="Describe the neurons over all indexed corpora afterwards.")
-    directions: int = Field(
-        DEFAULT_DIRECTIONS,
-        ge=0,
-        le=10_000,
-        description="Random directions (control).",
-        json_schema_extra={"advanced": True},
-    )
-    seed: int = Field(
-        0,
-        ge=0,
-        le=2**31 - 1,
-        description="Random seed (the same seed gives the same result).",
-        json_schema_extra={"advanced": True},
-    )
+    directions: int = directions_field("Random directions (control).")
+    seed: int = seed_field()
 
 
 class DescribeNeuronsParams(BaseModel):

@@ -215,8 +215,12 @@ class DescriptionStore(RevisionedStore[DescriptionSet]):
 
 def _random_summary(run: DescriptionRun) -> dict[str, Any]:
     """The summary of a run's random directions as a run of their own: its context, their group as units."""
-    shared = {key: run.summary[key] for key in ("corpora", "descriptors", "generator", "thresholds")}
-    return {**shared, "basis": f"random:{run.basis}", "units": run.summary["random_directions"]}
+    shared = {
+        key: run.summary[key]
+        for key in ("corpora", "descriptors", "generator", "thresholds")
+        if key in run.summary
+    }
+    return {**shared, "basis": f"random:{run.basis}", "units": run.summary.get("random_directions", {})}
 
 
 def _rows(
