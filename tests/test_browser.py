@@ -448,6 +448,8 @@ def test_neuron_browser_neuron_page_and_active_neurons(indexing_server, page):
     page.wait_for_selector("#active-neurons li a")
     assert page.locator("#active-neurons li").count() == 12
     assert page.locator("#active-neurons li code.token").count() == 12  # the token in code, not in quotes
+    page.wait_for_function("!document.getElementById('active-features').textContent.includes('Loading')")
+    assert "No dictionary for this model yet" in page.inner_text("#active-features")  # none trained yet
     screenshot(page, "active-neurons")
     assert page.evaluate("window.pwned") is None
     assert page.errors == []

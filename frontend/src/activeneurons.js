@@ -47,7 +47,9 @@ export async function setupActiveFeatures(analysisId, onDictionary) {
     const answer = await getJSON(`/api/analyses/${encodeURIComponent(analysisId)}/features${query}`);
     const dictionary = answer.dictionary;
     if (!answer.items.length) {
-      const why = dictionary && !answer.index ? `Dictionary ${dictionary.name} has no feature index yet (see Neurons).` : "No feature of an indexed dictionary is active here (train one on the Neurons page).";
+      let why = "No dictionary for this model yet: train one on the Neurons page.";
+      if (dictionary && !answer.index) why = `Dictionary ${dictionary.name} has no feature index yet (see Neurons).`;
+      else if (dictionary) why = `None of dictionary ${dictionary.name}'s features is active on this text.`;
       box.replaceChildren(el("p", { class: "hint", text: why }));
       return;
     }
