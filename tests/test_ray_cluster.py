@@ -165,6 +165,27 @@ def test_a_build_split_across_two_workers_equals_the_single_process_build(
     assert engine.worker_pids == []  # the job's workers are gone with it
 
 
+def test_a_feature_index_split_across_two_workers_equals_the_single_process_build(
+    cluster, tmp_path, checkpoint_model, corpus
+):
+    """A dictionary's features travel to the workers with their weights; the joined state is byte-equal."""
+    from app.methods.features.basis import FeatureBasis
+    from app.methods.features.dictionary import FeatureDictionary
+    from app.methods.features.sae import TopKSae
+
+    sae = TopKSae(checkpoint_model.hidden_size, 64, 4, scale=2.0, generator=torch.Generator().manual_seed(0))
+    dictionary = FeatureDictionary.from_sae(
+        sae, name="d", model_name="m", model_revision=checkpoint_model.revision, layer=1, site="residual"
+    )
+    basis = FeatureBasis(dictionary)
+    with _threads(1):
+        here = build_state(checkpoint_model, corpus, k=K, batch_size=BATCH, basis=basis)
+    engine = _engine(cluster, tmp_path)
+    state = build_state_sharded(checkpoint_model, corpus, runner=engine, k=K, batch_size=BATCH, basis=basis)
+    assert engine.shards_done >= 2 and state.top_values.shape == (1, 64, K)
+    _assert_byte_equal(state, here)
+
+
 def test_a_worker_killed_mid_build_costs_only_its_shards(
     cluster, tmp_path, checkpoint_model, corpus, single_process
 ):
@@ -303,6 +324,10 @@ def _corpus_jobs(tmp_path: Path, corpus: list[str]) -> list[tuple[str, dict]]:
             "index_neurons",
             {"corpora": [{"name": "c", "path": str(texts)}], "k": K, "batch_size": BATCH, "directions": 12},
         ),
+        (  # trained here, then its features indexed and described (on the cluster when there is one)
+            "train_dictionary",
+            {"corpora": ["c"], "layer": 1, "width_multiplier": 2, "k": 4, "steps": 20, "batch_size": 64},
+        ),
         (
             "eval_degradation",
             {
@@ -352,14 +377,25 @@ def _stored_result(client, kind: str, result_id: str) -> dict:
         return {"items": page["items"], "summary": page["description"]["summary"], "total": page["total"]}
     if kind == "train_probes":
         return client.get(f"/api/probes/{result_id}").json()["metrics"]
+    if kind == "train_dictionary":  # its features' browser page and summary (ids and links differ by run)
+        params = {"basis": f"features:{result_id}", "limit": 100, "sort": "consistency"}
+        page = client.get("/api/neurons", params=params).json()
+        items = [{key: value for key, value in item.items() if key != "url"} for item in page["items"]]
+        summary = {key: value for key, value in page["description"]["summary"].items() if key != "basis"}
+        return {
+            "items": items,
+            "summary": summary,
+            "metrics": client.get(f"/api/dictionaries/{result_id}").json()["metrics"],
+        }
     return client.get(f"/api/evaluations/{result_id}").json()["summary"]
 
 
 def test_every_corpus_job_on_the_cluster_equals_the_single_process_run(
     cluster, tmp_path, checkpoint_model, corpus
 ):
-    """Index + describe (its random directions' pass), the three evaluations and the probe job's word
-    features, run in shards on the workers, give the stored results of the single-process run."""
+    """Index + describe (its random directions' pass), a dictionary's feature index and description, the
+    three evaluations and the probe job's word features, run in shards on the workers, give the stored
+    results of the single-process run."""
     jobs = _corpus_jobs(tmp_path, corpus)
     with _threads(1):
         here, none = _run_jobs(make_settings(tmp_path / "here"), checkpoint_model, jobs)

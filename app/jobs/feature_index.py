@@ -85,6 +85,7 @@ def run_index_features(context: JobContext, params: IndexFeaturesParams) -> JobO
                 progress=stages.stage(info.corpus),
                 should_stop=context.should_stop,
                 exclusive=context.model.exclusive,
+                runner=context.shards,
                 basis=basis,
             )
             context.stop_if_asked()  # a stopped build has kept its checkpoint: submitting again resumes it

@@ -196,8 +196,7 @@ def index_corpus(
 
     A stopped build leaves a checkpoint and status ``building``; calling again continues from it. The model
     is held (``exclusive``) per batch only: never while the store writes. With a ``runner`` (a Ray cluster)
-    the batches of a neuron index run on its workers and the result is the same state
-    (:mod:`app.jobs.sharded_index`); other bases build here.
+    the batches run on its workers and the result is the same state (:mod:`app.jobs.sharded_index`).
     """
     max_tokens = resolve_max_tokens(loaded, max_tokens)
     record, state = store.start_or_resume(
@@ -212,10 +211,11 @@ def index_corpus(
     )
     if record.status == "done":
         return record
-    if runner is None or basis is not NEURONS:
-        build = partial(build_state, basis=basis)
-    else:
-        build = partial(build_state_sharded, runner=runner)
+    build = (
+        partial(build_state, basis=basis)
+        if runner is None
+        else partial(build_state_sharded, runner=runner, basis=basis)
+    )
     state = build(
         loaded,
         sentences,
@@ -234,11 +234,11 @@ def index_corpus(
     return store.finish(record.id, state)
 
 
-def _sharded_scores(context: JobContext) -> dict:
+def _sharded_scores(context: JobContext, basis: UnitBasis) -> dict:
     """With a Ray cluster, the random directions' corpus pass runs in shards on its workers."""
     if context.shards is None:
         return {}
-    return {"scores_of": sharded_direction_scores(context.shards, context.should_stop)}
+    return {"scores_of": sharded_direction_scores(context.shards, context.should_stop, basis)}
 
 
 def run_describe_neurons(context: JobContext, params: DescribeNeuronsParams) -> JobOutcome:
@@ -291,7 +291,7 @@ def describe_basis(
             batch_size=settings.neuron_batch_size,
             progress=context.progress,
             basis=basis,
-            **(_sharded_scores(context) if basis is NEURONS else {}),
+            **_sharded_scores(context, basis),
         )
     set_id = context.stores.descriptions.save(
         run,

@@ -17,6 +17,7 @@ from app.methods.callbacks import Exclusive, Progress, ShouldStop, no_exclusion
 from app.methods.neurons.corpora import plan_batches
 from app.methods.neurons.index import DEFAULT_CHECKPOINT_EVERY, Checkpoint, start_state
 from app.methods.neurons.stats import IndexState, combine
+from app.methods.neurons.units import NEURONS, UnitBasis
 from app.modeling.loading import LoadedModel
 
 
@@ -34,16 +35,17 @@ def build_state_sharded(
     checkpoint: Checkpoint | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     exclusive: Exclusive = no_exclusion,
+    basis: UnitBasis = NEURONS,
 ) -> IndexState:
     """As :func:`~app.methods.neurons.index.build_state`, the batches run by ``runner``'s workers; a stop
     returns the joined prefix (resumable). ``checkpoint_every`` counts batches, as there."""
-    state = start_state(loaded, sentences, k, resume)
+    state = start_state(loaded, sentences, k, resume, basis=basis)
     with exclusive():  # the tokenizer only: the model itself stays free for interactive requests
         plan = plan_batches(loaded, sentences, batch_size, max_tokens)
     total = len(sentences)
     step = max(1, runner.shard_sentences // batch_size) * batch_size
     starts = range(state.sentences_done, total, step)
-    shards = [IndexShard(plan.shard(start, min(start + step, total)), k, total) for start in starts]
+    shards = [IndexShard(plan.shard(start, min(start + step, total)), k, total, basis) for start in starts]
     finished, joined, since_checkpoint = state.sentences_done, 0, 0
     waiting: dict[int, IndexState] = {}
     for index, shard_state in runner.run(loaded, "index", shards, should_stop):

@@ -22,6 +22,7 @@ from app.methods.neurons.corpora import plan_batches
 from app.methods.neurons.descriptions import DirectionScores
 from app.methods.neurons.directions import direction_scores
 from app.methods.neurons.index import sentence_activations
+from app.methods.neurons.units import NEURONS, UnitBasis
 from app.methods.probes.features import FEATURE_BATCH, WordFeatures, compute_word_features, feature_order
 from app.methods.probes.pipeline import FeatureSource
 from app.methods.probes.treebank import TreeSentence
@@ -130,8 +131,11 @@ def sharded_activations(
     )
 
 
-def sharded_direction_scores(runner: ShardRunner, should_stop: ShouldStop) -> DirectionScores:
-    """The describe job's pass of the random directions over each corpus, in shards."""
+def sharded_direction_scores(
+    runner: ShardRunner, should_stop: ShouldStop, basis: UnitBasis = NEURONS
+) -> DirectionScores:
+    """The describe job's pass of the random directions over each corpus (in the space ``basis`` reads),
+    in shards."""
 
     def scores_of(
         loaded: LoadedModel, sentences: list[str], directions: np.ndarray, layers: np.ndarray, batch_size: int
@@ -141,7 +145,7 @@ def sharded_direction_scores(runner: ShardRunner, should_stop: ShouldStop) -> Di
             loaded,
             direction_scores,
             sentences,
-            options={"directions": directions, "layers": layers},
+            options={"directions": directions, "layers": layers, "basis": basis},
             batch_size=batch_size,
             max_tokens=None,
             should_stop=should_stop,

@@ -14,6 +14,7 @@ from typing import Any
 from app.methods.neurons.corpora import BatchPlan
 from app.methods.neurons.index import build_shard
 from app.methods.neurons.stats import IndexState
+from app.methods.neurons.units import NEURONS, UnitBasis
 from app.modeling.loading import LoadedModel
 
 
@@ -24,6 +25,7 @@ class IndexShard:
     plan: BatchPlan
     k: int
     num_sentences: int
+    basis: UnitBasis = NEURONS  # what the index counts (a dictionary's features travel with their weights)
 
     def __len__(self) -> int:
         return len(self.plan.order)
@@ -31,7 +33,7 @@ class IndexShard:
 
 def index_shard(loaded: LoadedModel, shard: IndexShard) -> IndexState:
     """The index state of one shard (sentence ids global; combined by the job)."""
-    return build_shard(loaded, shard.plan, shard.k, shard.num_sentences)
+    return build_shard(loaded, shard.plan, shard.k, shard.num_sentences, shard.basis)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,14 @@ class FeatureBasis:
         self.site: Site = dictionary.site  # type: ignore[assignment]
         self._sae = dictionary.sae()
 
+    def __getstate__(self) -> dict:
+        """Pickled (to Ray workers) without the autoencoder module: it is rebuilt from the arrays."""
+        return {key: value for key, value in self.__dict__.items() if key != "_sae"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._sae = self.dictionary.sae()
+
     def shape(self, loaded: LoadedModel) -> tuple[int, int]:
         return 1, self.dictionary.width
 

@@ -292,11 +292,14 @@ def build_state(
     return accumulator.state(len(sentences), done)
 
 
-def build_shard(loaded: LoadedModel, shard: BatchPlan, k: int, num_sentences: int) -> IndexState:
+def build_shard(
+    loaded: LoadedModel, shard: BatchPlan, k: int, num_sentences: int, basis: UnitBasis = NEURONS
+) -> IndexState:
     """The state of one shard of a corpus's batch plan (:meth:`BatchPlan.shard`), sentence ids global:
     what a worker builds; :func:`app.methods.neurons.stats.combine` joins shards into the corpus's state,
     equal byte for byte to :func:`build_state` over the whole plan (same batch size and thread count)."""
-    accumulator = _Accumulator(start_state(loaded, [], k, None, num_sentences), loaded.device)
+    state = start_state(loaded, [], k, None, num_sentences, basis=basis)
+    accumulator = _Accumulator(state, loaded.device, basis=basis)
     done = _fold_batches(loaded, accumulator, shard.batches(), 0)
     return accumulator.state(num_sentences, done)
 
