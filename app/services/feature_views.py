@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from app.errors import InvalidInput
@@ -14,9 +13,9 @@ from app.methods.features.basis import FeatureBasis, feature_basis_key
 from app.methods.features.effects import nearest_neurons, probe_effect, residual_direction, token_directions
 from app.modeling.hooks import capture
 from app.modeling.loading import LoadedModel
-from app.services.neuron_views import ACTIVE_NEURONS, neuron_detail, neuron_maxima
+from app.services.neuron_views import ACTIVE_NEURONS, most_active, neuron_detail, neuron_maxima
 from app.services.runner import Runner
-from app.services.unit_bases import feature_basis, find_dictionary
+from app.services.unit_bases import feature_basis, find_dictionary, resolve_basis
 from app.store.analyses import StoredAnalysis
 from app.store.stores import Stores
 
@@ -97,32 +96,11 @@ def active_features(
     else:
         return {"items": [], "index": None, "dictionary": listed[0] if listed else None}
     reference = max(indexes, key=lambda info: info.sentence_count)
-    maxima = neuron_maxima(stores, reference.id)[0]  # [feature]
     basis = feature_basis(stores, revision, dictionary["id"])
     encoded = runner.encode(analysis.text, analysis.text_pair)
     with runner.exclusive() as loaded, capture({"x": basis.modules(loaded)[0]}) as seen:
         loaded.adapter.encoder(loaded.model)(**encoded.model_inputs())
         codes = basis.values(0, seen["x"][0]).float().cpu()  # [token, feature]
-    keep = torch.tensor([not s for s in encoded.special])
-    peak, where = codes[keep].max(dim=0)  # [feature]
-    ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
-    order = [int(i) for i in np.argsort(-ratio, kind="stable")[:count] if peak[int(i)] > 0]
-    tokens = [token for token, special in zip(encoded.tokens, encoded.special, strict=True) if not special]
-    described = stores.descriptions.latest(revision, basis=key)
-    items = []
-    for feature in order:
-        row = stores.descriptions.neuron(described.id, 0, feature) if described else None
-        items.append(
-            {
-                "layer": dictionary["layer"],
-                "unit": feature,
-                "name": f"L{dictionary['layer']} · f{feature}",
-                "activation": float(peak[feature]),
-                "relative": float(ratio[feature]),
-                "token": tokens[int(where[feature])],
-                "best_descriptor": row["best_descriptor"] if row else None,
-                "label": row["label"] if row else None,
-                "url": f"/features/{dictionary['id']}/{feature}",
-            }
-        )
+    browsed = resolve_basis(stores, revision, key)
+    items = most_active(stores, browsed, codes[None], neuron_maxima(stores, reference.id), encoded, count)
     return {"items": items, "index": reference.corpus, "dictionary": dictionary, "basis": key}

@@ -14,6 +14,7 @@ from app.figures.neuron_histogram import histogram_figure
 from app.methods.features.basis import feature_basis_key
 from app.methods.neurons.index import token_activations
 from app.methods.neurons.units import NEURONS_KEY
+from app.modeling.encoding import Encoded
 from app.services.runner import Runner
 from app.services.unit_bases import BrowsedBasis, resolve_basis, unit_basis
 from app.store.analyses import StoredAnalysis
@@ -261,36 +262,53 @@ def active_neurons(
     indexes = [i for i in stores.neurons.list_for_revision(runner.revision) if i.status == "done"]
     if not indexes:
         return {"items": [], "index": None}
-    described = stores.descriptions.latest(runner.revision)
-    in_run = set(described.corpora) if described else set()
+    browsed = resolve_basis(stores, runner.revision, NEURONS_KEY)
+    in_run = set(browsed.described.corpora) if browsed.described else set()
     # the reference: the largest corpus of the latest description run (else the largest indexed one)
     reference = max(indexes, key=lambda info: (info.corpus in in_run, info.sentence_count))
-    maxima = neuron_maxima(stores, reference.id)  # [layer, unit]
     encoded = runner.encode(analysis.text, analysis.text_pair)
     ffn = runner.clean_pass(encoded, ffn=True).ffn  # micro-batched with concurrent requests
-    keep = torch.tensor([not s for s in encoded.special])
-    values = torch.stack(ffn).float().cpu()[:, keep]  # [layer, token, unit]
-    peak, where = values.max(dim=1)  # [layer, unit]
-    ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
-    flat = np.argsort(-ratio, axis=None)[:count]
+    values = torch.stack(ffn).float().cpu()  # [layer, token, unit]
+    items = most_active(stores, browsed, values, neuron_maxima(stores, reference.id), encoded, count)
+    return {"items": items, "index": reference.corpus, "index_in_description": reference.corpus in in_run}
+
+
+def most_active(
+    stores: Stores,
+    browsed: BrowsedBasis,
+    values: torch.Tensor,
+    maxima: np.ndarray,
+    encoded: Encoded,
+    count: int = ACTIVE_NEURONS,
+) -> list[dict[str, Any]]:
+    """The ``count`` units of ``browsed`` with the highest peak on the text relative to their corpus maximum,
+    from their values [slot, token, unit] on every token and their maxima [slot, unit]; special tokens are
+    left out, and a unit that never rises above zero is not active."""
+    keep = torch.tensor([not special for special in encoded.special])
     tokens = [token for token, special in zip(encoded.tokens, encoded.special, strict=True) if not special]
+    peak, where = values[:, keep].max(dim=1)  # [slot, unit]
+    ratio = peak.numpy() / np.where(maxima > 0, maxima, np.inf)
+    described = browsed.described
     items = []
-    for position in flat:
-        layer, unit = divmod(int(position), ratio.shape[1])
-        row = stores.descriptions.neuron(described.id, layer, unit) if described else None
+    for position in np.argsort(-ratio, axis=None, kind="stable")[:count]:
+        slot, unit = divmod(int(position), ratio.shape[1])
+        if peak[slot, unit] <= 0:
+            continue
+        row = stores.descriptions.neuron(described.id, slot, unit) if described else None
         items.append(
             {
-                "layer": layer,
+                "layer": browsed.layer_of(slot),
                 "unit": unit,
-                "activation": float(peak[layer, unit]),
-                "relative": float(ratio[layer, unit]),
-                "token": tokens[int(where[layer, unit])],
+                "name": browsed.unit_name(slot, unit),
+                "activation": float(peak[slot, unit]),
+                "relative": float(ratio[slot, unit]),
+                "token": tokens[int(where[slot, unit])],
                 "best_descriptor": row["best_descriptor"] if row else None,
                 "label": row["label"] if row else None,
-                "url": f"/neurons/{layer}/{unit}",
+                "url": browsed.unit_url(slot, unit),
             }
         )
-    return {"items": items, "index": reference.corpus, "index_in_description": reference.corpus in in_run}
+    return items
 
 
 _MAXIMA: dict[str, np.ndarray] = {}  # index id -> [layer, unit]; an index never changes once done

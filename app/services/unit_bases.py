@@ -87,11 +87,13 @@ def resolve_basis(stores: Stores, revision: str, key: str) -> BrowsedBasis:
 
 def find_dictionary(stores: Stores, revision: str, dictionary_id: str) -> dict[str, Any]:
     """A finished dictionary's description (no weights read), or a 404 naming the ones there are."""
-    listed = stores.dictionaries.descriptions(revision)
-    for dictionary in listed:
-        if dictionary["id"] == dictionary_id:
-            return dictionary
-    known = ", ".join(f"{d['id']} ({d['name']})" for d in listed) or "none yet"
+    found = stores.dictionaries.description_of(dictionary_id, revision)
+    if found is not None:
+        return found
+    known = (
+        ", ".join(f"{d['id']} ({d['name']})" for d in stores.dictionaries.descriptions(revision))
+        or "none yet"
+    )
     raise NotFound(f"No dictionary {dictionary_id!r} for the loaded model (dictionaries: {known}).")
 
 

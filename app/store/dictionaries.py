@@ -27,11 +27,18 @@ class DictionaryStore(RevisionedStore[FeatureDictionary]):
 
     def descriptions(self, revision: str) -> list[dict]:
         """What the API and pages list, without reading any weights (megabytes per dictionary)."""
-        query = self._finished(revision).options(
-            defer(DictionaryRow.weights), defer(DictionaryRow.checkpoint)
-        )
         with self._session() as session:
-            return [description(row, row.width) for row in session.scalars(query)]
+            return [description(row, row.width) for row in session.scalars(self._without_weights(revision))]
+
+    def description_of(self, dictionary_id: str, revision: str) -> dict | None:
+        """One finished dictionary's listing entry (no weights read), or None."""
+        query = self._without_weights(revision).where(DictionaryRow.id == dictionary_id)
+        with self._session() as session:
+            row = session.scalars(query).first()
+            return None if row is None else description(row, row.width)
+
+    def _without_weights(self, revision: str) -> Select:
+        return self._finished(revision).options(defer(DictionaryRow.weights), defer(DictionaryRow.checkpoint))
 
     def _finished(self, revision: str) -> Select:
         return (
